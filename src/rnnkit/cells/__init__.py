@@ -1,0 +1,9 @@
+"""Cells: one time step, ``y_t, state = cell(x_t, state)``. See each class for its equations."""
+from .elman import ElmanCell
+from .gru import GRUCell
+from .jordan import JordanCell
+from .lstm import LSTMCell
+from .minimal_gru import MinimalGRUCell
+from .protocol import Cell
+
+__all__ = ["Cell", "ElmanCell", "GRUCell", "JordanCell", "LSTMCell", "MinimalGRUCell"]
