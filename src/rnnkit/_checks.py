@@ -62,3 +62,22 @@ def check_state(owner: str, state, expected: list[tuple[int, ...]], x: Tensor):
                 f"got {s.device} {s.dtype}"
             )
     return state
+
+
+def check_sequences(owner: str, x, input_size: int, batch_first: bool) -> tuple[int, int]:
+    """A padded batch (B, T, F) (or (T, B, F) when not batch_first); returns (B, T)."""
+    check_float_tensor(owner, "input", x)
+    layout = "(B, T, {})" if batch_first else "(T, B, {})"
+    if x.dim() != 3 or x.shape[2] != input_size:
+        raise ValueError(f"{owner}: expected input {layout.format(input_size)}, got {tuple(x.shape)}")
+    B, T = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
+    if B == 0 or T == 0:
+        raise ValueError(f"{owner}: expected at least one sequence and one time step, got input {tuple(x.shape)}")
+    return B, T
+
+
+def check_dtype_matches(owner: str, x: Tensor, param: Tensor) -> None:
+    """Outside autocast, the input must have the parameters' dtype (no silent casting)."""
+    if x.dtype != param.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{owner}: expected input of dtype {param.dtype} like the parameters, got {x.dtype} "
+                        "(convert the input, or the module with .to(dtype))")

@@ -1,0 +1,147 @@
+"""RNN: the convenience constructor, a stack of (bidirectional) layers of one kind, on the fastest correct path."""
+from __future__ import annotations
+
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from .._checks import check_dtype_matches, check_positive_int, check_probability, check_sequences
+from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, MinimalGRUCell
+from . import fused as kernels
+from .bidirectional import Bidirectional
+from .lengths import check_lengths, run_packed
+from .recurrent import Recurrent, check_fused_flag
+from .stacked import Stacked
+from .state import check_state_like
+
+# kind -> (cell class, fixed keyword arguments). The names are the CLI's --cell choices.
+KINDS = {
+    "rnn": (ElmanCell, {}),
+    "jordan": (JordanCell, {}),
+    "lstm": (LSTMCell, {}),
+    "peephole": (LSTMCell, {"peephole": True}),
+    "gru": (GRUCell, {"reset_after": True}),
+    "gru-cho": (GRUCell, {"reset_after": False}),
+    "minimal-gru": (MinimalGRUCell, {}),
+}
+
+
+def make_cell(kind: str, input_size: int, hidden_size: int, **cell_kwargs) -> nn.Module:
+    """A cell by name: ``make_cell("peephole", 8, 16)`` is ``LSTMCell(8, 16, peephole=True)``."""
+    if kind not in KINDS:
+        raise ValueError(f"RNN: expected kind in {sorted(KINDS)}, got {kind!r}")
+    cls, fixed = KINDS[kind]
+    return cls(input_size, hidden_size, **fixed, **cell_kwargs)
+
+
+class RNN(nn.Module):
+    r"""``num_layers`` recurrent layers of one kind, optionally bidirectional, like ``torch.nn.LSTM``.
+
+    ``kind`` is one of ``rnn`` (Elman; ``activation="relu"`` for a ReLU RNN), ``jordan``, ``lstm``,
+    ``peephole`` (LSTM with peepholes), ``gru`` (reset-after form, torch/cuDNN), ``gru-cho`` (Cho et al.'s
+    reset-before form of the lectures), ``minimal-gru`` (lecture 001; ``reset_gate=True`` for two gates).
+
+    The module is a :class:`Stacked` of :class:`Recurrent` or :class:`Bidirectional` layers (``self.stack``),
+    so every cell is reachable as e.g. ``rnn.stack.layers[0].forward_layer.cell``. When every cell has a torch
+    kernel and nothing needs the explicit loop, forward makes **one** fused kernel call over all layers and
+    directions, as ``nn.LSTM`` does; otherwise it runs the stack layer by layer.
+
+    Args:
+        kind, input_size, hidden_size, num_layers, bidirectional: as above (hidden_size per direction).
+        dropout: between layers, on every layer's outputs but the last (torch's meaning).
+        input_dropout: Keras's ``dropout``: on each layer's inputs, one mask per sequence held over time.
+        recurrent_dropout: Keras's ``recurrent_dropout``: on :math:`h_{t-1}` inside the recurrence, one mask
+            per sequence; needs the explicit loop (used in training, kernel again in evaluation).
+            Lecture 003's ``GRU(32, dropout=0.1, recurrent_dropout=0.5)`` is
+            ``RNN("gru", F, 32, input_dropout=0.1, recurrent_dropout=0.5)``.
+        batch_first: (B, T, ·) tensors (default) or (T, B, ·).
+        fused: ``"auto"`` (default), ``True`` (error if impossible) or ``False`` (always the explicit loop).
+        **cell_kwargs: passed to every cell (``activation``, ``forget_bias``, ``bias``, ``reset_gate``, ...).
+
+    Shape:
+        x: (B, T, F) or PackedSequence; lengths: (B,); state: list of per-layer states, each a cell state or,
+        bidirectional, a pair (forward, backward). Returns outputs (B, T, D*H) and that list.
+
+    Example::
+
+        >>> rnn = RNN("lstm", 8, 32, num_layers=2, bidirectional=True, dropout=0.2)
+        >>> out, states = rnn(torch.randn(4, 10, 8), lengths=[10, 9, 5, 2])
+        >>> out.shape, len(states), states[0][0][0].shape   # layer 0, forward direction, h
+        (torch.Size([4, 10, 64]), 2, torch.Size([4, 32]))
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 bidirectional: bool = False, dropout: float = 0.0, input_dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, batch_first: bool = True, fused="auto", **cell_kwargs):
+        super().__init__()
+        check_positive_int("RNN", "input_size", input_size)
+        check_positive_int("RNN", "hidden_size", hidden_size)
+        check_positive_int("RNN", "num_layers", num_layers)
+        check_probability("RNN", "dropout", dropout)
+        check_fused_flag("RNN", fused)
+        self.kind, self.num_layers, self.bidirectional = kind, num_layers, bidirectional
+        self.dropout, self.input_dropout = dropout, input_dropout
+        self.recurrent_dropout, self.fused, self.batch_first = recurrent_dropout, fused, batch_first
+        layer_kwargs = dict(batch_first=batch_first, input_dropout=input_dropout,
+                            recurrent_dropout=recurrent_dropout, fused=fused)
+        layers, size = [], input_size
+        for _ in range(num_layers):
+            if bidirectional:
+                layer = Bidirectional(make_cell(kind, size, hidden_size, **cell_kwargs),
+                                      make_cell(kind, size, hidden_size, **cell_kwargs), **layer_kwargs)
+            else:
+                layer = Recurrent(make_cell(kind, size, hidden_size, **cell_kwargs), **layer_kwargs)
+            layers.append(layer)
+            size = layer.output_size
+        self.stack = Stacked(layers, dropout=dropout)
+        self.cells = [c for layer in layers for c in self._layer_cells(layer)]  # layer-major, direction-minor
+        self.kernel = kernels.common_mode(self.cells)
+        if fused is True and self.kernel is None:
+            raise ValueError(f"RNN: fused=True needs a kind torch has a kernel for ('rnn' tanh/relu, 'lstm', 'gru'), "
+                             f"got {kind!r}")
+
+    @staticmethod
+    def _layer_cells(layer):
+        return [layer.forward_layer.cell, layer.backward_layer.cell] if isinstance(layer, Bidirectional) else [layer.cell]
+
+    @property
+    def input_size(self) -> int:
+        return self.stack.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.stack.output_size
+
+    @property
+    def hidden_size(self) -> int:
+        return self.cells[0].hidden_size
+
+    def initial_state(self, batch_size: int, **kwargs) -> list:
+        return self.stack.initial_state(batch_size, **kwargs)
+
+    def uses_kernel(self) -> bool:
+        """Whether the next forward call is a single fused kernel call."""
+        if self.kernel is None or self.fused is False or self.input_dropout > 0:
+            return False
+        return not (self.training and self.recurrent_dropout > 0)
+
+    def forward(self, x, lengths=None, state=None):
+        if isinstance(x, PackedSequence):
+            return run_packed(self, x, state)
+        if not self.uses_kernel():
+            return self.stack(x, lengths, state)
+        B, T = check_sequences("RNN", x, self.input_size, self.batch_first)
+        check_dtype_matches("RNN", x, self.cells[0].weight_ih)
+        lengths = check_lengths("RNN", lengths, B, T)
+        template = self.initial_state(B, device=x.device, dtype=x.dtype)
+        state = template if state is None else check_state_like("RNN", state, template)
+        per_cell = [s for layer_state in state for s in (layer_state if self.bidirectional else [layer_state])]
+        out, hn = kernels.run(self.kernel, x, lengths, kernels.to_kernel_state(self.kernel, per_cell), self.cells,
+                              num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
+                              training=self.training, batch_first=self.batch_first)
+        per_cell = kernels.from_kernel_state(self.kernel, hn)
+        if self.bidirectional:
+            return out, [tuple(per_cell[2 * i: 2 * i + 2]) for i in range(self.num_layers)]
+        return out, per_cell
+
+    def extra_repr(self) -> str:
+        return f"{self.kind!r}, num_layers={self.num_layers}, bidirectional={self.bidirectional}"
