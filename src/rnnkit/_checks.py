@@ -47,9 +47,10 @@ def check_step_input(owner: str, x, input_size: int) -> Tensor:
 def check_state(owner: str, state, expected: list[tuple[int, ...]], x: Tensor):
     """state is one tensor or a tuple of tensors with the given shapes, matching x's dtype and device."""
     parts = [state] if isinstance(state, Tensor) else state
-    if not isinstance(parts, (tuple, list)) or len(parts) != len(expected):
+    single_as_tuple = len(expected) == 1 and not isinstance(state, Tensor)
+    if single_as_tuple or not isinstance(parts, (tuple, list)) or len(parts) != len(expected):
         want = "a tensor" if len(expected) == 1 else f"a tuple of {len(expected)} tensors"
-        got = type(state).__name__ if not isinstance(state, (tuple, list)) else f"{len(state)} items"
+        got = type(state).__name__ if not isinstance(state, (tuple, list)) else f"a {type(state).__name__} of {len(state)}"
         raise TypeError(f"{owner}: expected state to be {want} of shapes {expected}, got {got}")
     for i, (s, shape) in enumerate(zip(parts, expected)):
         if not isinstance(s, Tensor):

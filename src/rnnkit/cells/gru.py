@@ -28,7 +28,7 @@ class GRUCell(nn.Module):
     :math:`h_{t-1}`. Lectures 003 and 004 write :math:`h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t`.
     That is the same cell with :math:`z \leftrightarrow 1 - z`: since :math:`1 - \sigma(a) = \sigma(-a)`,
     negating the z rows of every weight and bias turns one convention into the other exactly
-    (tested in ``tests/cells/test_gru.py``).
+    (tested in ``tests/cells/test_cell_gru.py``).
 
     Parameters follow ``torch.nn.GRUCell``: ``weight_ih`` (3H, F), ``weight_hh`` (3H, H),
     ``bias_ih``, ``bias_hh`` (3H,), gate rows r, z, g (torch calls g "n"); in the reset-before form

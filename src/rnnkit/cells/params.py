@@ -6,6 +6,8 @@ import math
 import torch
 from torch import nn
 
+from .._checks import check_positive_int
+
 
 def gate_parameters(module: nn.Module, gates: int, input_size: int, hidden_size: int, recurrent_size: int,
                     bias: bool, device=None, dtype=None) -> None:
@@ -31,6 +33,7 @@ def uniform_(module: nn.Module, hidden_size: int) -> None:
 
 def zeros(module: nn.Module, batch_size: int, size: int, count: int, device=None, dtype=None):
     """count zero tensors (B, size) on the module's device and dtype (or the ones given)."""
+    check_positive_int(type(module).__name__, "batch_size", batch_size)
     ref = module.weight_hh
     kw = {"device": device or ref.device, "dtype": dtype or ref.dtype}
     states = tuple(torch.zeros(batch_size, size, **kw) for _ in range(count))
