@@ -213,7 +213,7 @@ def test_bad_state():
     with _raises(ValueError, "ElmanCell: expected state[0] on cpu with dtype torch.float64 like the input, "
                              "got cpu torch.float32"):
         ElmanCell(FEAT, H, dtype=DT)(x.double(), torch.zeros(2, H))
-    with _raises(TypeError, "ElmanCell: expected state to be a tensor of shapes [(2, 4)], got 2 items"):
+    with _raises(TypeError, "ElmanCell: expected state to be a tensor of shapes [(2, 4)], got a tuple of 2"):
         cell(x, (torch.zeros(2, H), torch.zeros(2, H)))
 
 

@@ -266,7 +266,7 @@ def test_bad_state():
     with _raises(ValueError, "GRUCell: expected state[0] on cpu with dtype torch.float64 like the input, "
                              "got cpu torch.float32"):
         GRUCell(FEAT, H, dtype=DT)(x.double(), torch.zeros(2, H))
-    with _raises(TypeError, "GRUCell: expected state to be a tensor of shapes [(2, 4)], got 2 items"):
+    with _raises(TypeError, "GRUCell: expected state to be a tensor of shapes [(2, 4)], got a tuple of 2"):
         cell(x, (torch.zeros(2, H), torch.zeros(2, H)))
 
 

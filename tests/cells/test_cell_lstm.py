@@ -293,7 +293,7 @@ def test_bad_state():
     with _raises(ValueError, "LSTMCell: expected state[0] of shape (2, 4), got (3, 4)"):
         cell(x, (torch.zeros(3, H), z))
     with _raises(TypeError, "LSTMCell: expected state to be a tuple of 2 tensors of shapes "
-                            "[(2, 4), (2, 4)], got 3 items"):
+                            "[(2, 4), (2, 4)], got a tuple of 3"):
         cell(x, (z, z, z))
     with _raises(TypeError, "LSTMCell: expected state to be a tuple of 2 tensors of shapes "
                             "[(2, 4), (2, 4)], got Tensor"):

@@ -225,7 +225,7 @@ def test_bad_state():
     x = torch.randn(2, FEAT)
     z = torch.zeros(2, H)
     with _raises(TypeError, "MinimalGRUCell: expected state to be a tuple of 2 tensors of shapes "
-                            "[(2, 4), (2, 4)], got 1 items"):
+                            "[(2, 4), (2, 4)], got a tuple of 1"):
         cell(x, (z,))
     with _raises(TypeError, "MinimalGRUCell: expected state to be a tuple of 2 tensors of shapes "
                             "[(2, 4), (2, 4)], got Tensor"):
