@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .._checks import check_sequences
+from .._checks import check_dtype_matches, check_sequences
 from . import fused as kernels
 from .lengths import check_lengths, run_packed
 from .recurrent import Recurrent
@@ -99,6 +99,7 @@ class Bidirectional(nn.Module):
 
     def _run_kernel(self, mode, x, lengths, state):
         B, T = check_sequences("Bidirectional", x, self.input_size, self.batch_first)
+        check_dtype_matches("Bidirectional", x, self.forward_layer.cell.weight_ih)
         lengths = check_lengths("Bidirectional", lengths, B, T)
         template = self.initial_state(B, device=x.device, dtype=x.dtype)
         state = template if state is None else check_state_like("Bidirectional", state, template)

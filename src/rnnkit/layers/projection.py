@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from .lengths import check_lengths, time_mask
+from torch.nn.utils.rnn import PackedSequence
+
+from .lengths import check_lengths, run_packed, time_mask
 
 
 class OutputProjection(nn.Module):
@@ -36,6 +38,8 @@ class OutputProjection(nn.Module):
         return self.layer.initial_state(batch_size, **kwargs)
 
     def forward(self, x, lengths=None, state=None):
+        if isinstance(x, PackedSequence):
+            return run_packed(self, x, state)
         out, state = self.layer(x, lengths, state)
         y = self.projection(out)
         if lengths is not None:

@@ -15,7 +15,7 @@ from .state import check_state_like, map_state
 
 
 def check_fused_flag(owner: str, fused) -> None:
-    if fused not in ("auto", True, False):
+    if not (fused == "auto" or fused is True or fused is False):
         raise ValueError(f"{owner}: expected fused to be 'auto', True or False, got {fused!r}")
 
 
@@ -76,6 +76,7 @@ class Recurrent(nn.Module):
         self.input_dropout = check_probability("Recurrent", "input_dropout", input_dropout)
         self.recurrent_dropout = check_probability("Recurrent", "recurrent_dropout", recurrent_dropout)
         self.kernel = kernels.kernel_mode(cell)
+        self._warned = False
         if fused is True and self.kernel is None:
             raise ValueError(f"Recurrent: fused=True needs a cell torch has a kernel for (ElmanCell tanh/relu, "
                              f"LSTMCell without peepholes, GRUCell(reset_after=True)), got {cell}")
@@ -102,8 +103,10 @@ class Recurrent(nn.Module):
         if self.kernel is None or self.fused is False:
             return False
         if self.training and self.recurrent_dropout > 0:
-            warnings.warn("Recurrent: recurrent_dropout runs the explicit loop, not torch's fused kernel, "
-                          "in training", stacklevel=3)
+            if not self._warned:
+                warnings.warn("Recurrent: recurrent_dropout runs the explicit loop, not torch's fused kernel, "
+                              "in training", stacklevel=3)
+                self._warned = True
             return False
         return True
 

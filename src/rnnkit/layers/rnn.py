@@ -1,6 +1,7 @@
 """RNN: the convenience constructor, a stack of (bidirectional) layers of one kind, on the fastest correct path."""
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
@@ -77,12 +78,16 @@ class RNN(nn.Module):
         check_positive_int("RNN", "hidden_size", hidden_size)
         check_positive_int("RNN", "num_layers", num_layers)
         check_probability("RNN", "dropout", dropout)
+        check_probability("RNN", "input_dropout", input_dropout)
+        check_probability("RNN", "recurrent_dropout", recurrent_dropout)
         check_fused_flag("RNN", fused)
+        if fused is True and recurrent_dropout > 0:
+            raise ValueError("RNN: recurrent_dropout needs the explicit path, got fused=True; use fused='auto' or False")
         self.kind, self.num_layers, self.bidirectional = kind, num_layers, bidirectional
         self.dropout, self.input_dropout = dropout, input_dropout
         self.recurrent_dropout, self.fused, self.batch_first = recurrent_dropout, fused, batch_first
         layer_kwargs = dict(batch_first=batch_first, input_dropout=input_dropout,
-                            recurrent_dropout=recurrent_dropout, fused=fused)
+                            recurrent_dropout=recurrent_dropout, fused=False if fused is False else "auto")
         layers, size = [], input_size
         for _ in range(num_layers):
             if bidirectional:
@@ -97,7 +102,11 @@ class RNN(nn.Module):
         self.kernel = kernels.common_mode(self.cells)
         if fused is True and self.kernel is None:
             raise ValueError(f"RNN: fused=True needs a kind torch has a kernel for ('rnn' tanh/relu, 'lstm', 'gru'), "
-                             f"got {kind!r}")
+                             f"got {kind!r}" + (f" with {cell_kwargs}" if cell_kwargs else ""))
+        if fused is True:  # the layers insist too when the stack runs layer by layer (input dropout)
+            for layer in layers:
+                for sub in (layer.forward_layer, layer.backward_layer) if isinstance(layer, Bidirectional) else (layer,):
+                    sub.fused = True
 
     @staticmethod
     def _layer_cells(layer):
@@ -142,6 +151,28 @@ class RNN(nn.Module):
         if self.bidirectional:
             return out, [tuple(per_cell[2 * i: 2 * i + 2]) for i in range(self.num_layers)]
         return out, per_cell
+
+    def step(self, x, state=None):
+        """One time step through every layer, for generation and decoders: x (B, F) -> (y (B, H), state).
+
+        Uses the cells directly (no kernel launch, no sequence bookkeeping), which is what makes
+        batch-1 generation fast. Unidirectional stacks only: a backward direction needs the future.
+        """
+        if self.bidirectional:
+            raise ValueError("RNN.step: a bidirectional RNN cannot run one step at a time (the backward "
+                             "direction reads the future)")
+        if state is None:
+            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        elif not isinstance(state, (list, tuple)) or len(state) != self.num_layers:
+            raise ValueError(f"RNN.step: expected state as a list of {self.num_layers} per-layer states, "
+                             f"got {type(state).__name__}")
+        new_state = []
+        for i, (cell, s) in enumerate(zip(self.cells, state)):
+            x, s = cell(x, s)
+            new_state.append(s)
+            if i < self.num_layers - 1 and self.dropout > 0:
+                x = F.dropout(x, self.dropout, self.training)
+        return x, new_state
 
     def extra_repr(self) -> str:
         return f"{self.kind!r}, num_layers={self.num_layers}, bidirectional={self.bidirectional}"
