@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import torch
 from torch import Tensor
 
 State = Any
@@ -34,7 +35,11 @@ def describe(state: State) -> str:
 
 
 def check_state_like(owner: str, state: State, template: State) -> State:
-    """state must have template's structure, shapes, dtype and device; tuple and list are interchangeable."""
+    """state must have template's structure, shapes, dtype and device; tuple and list are interchangeable.
+
+    Under autocast a state may come back in the lower precision (bf16/fp16) from the previous call;
+    it is then cast to the template's dtype, the precision the layer keeps its state in.
+    """
 
     def fail():
         raise ValueError(f"{owner}: expected state {describe(template)}, got {describe(state)}")
@@ -43,6 +48,9 @@ def check_state_like(owner: str, state: State, template: State) -> State:
         if isinstance(t, Tensor):
             if not isinstance(s, Tensor) or s.shape != t.shape:
                 fail()
+            if s.dtype != t.dtype and s.device == t.device and s.is_floating_point() and \
+                    torch.is_autocast_enabled(t.device.type):
+                return
             if s.dtype != t.dtype or s.device != t.device:
                 raise ValueError(f"{owner}: expected state tensors on {t.device} with dtype {t.dtype}, "
                                  f"got {s.device} {s.dtype}")
@@ -53,4 +61,4 @@ def check_state_like(owner: str, state: State, template: State) -> State:
                 walk(a, b)
 
     walk(state, template)
-    return state
+    return map_state(lambda s, t: s if s.dtype == t.dtype else s.to(t.dtype), state, template)

@@ -155,8 +155,9 @@ class Trainer:
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(config.optimizer, self.params, lr=config.lr, momentum=config.momentum,
                                         weight_decay=config.weight_decay)
-        epoch_length = self._epoch_length()
-        total = config.steps if config.steps is not None else epoch_length and config.epochs * epoch_length
+        total = config.steps
+        if total is None and config.schedule == "cosine":
+            total = config.epochs * self._updates_per_epoch()
         self.scheduler = make_scheduler(config.schedule, self.optimizer, total_steps=total,
                                         step_size=config.schedule_step, gamma=config.schedule_gamma)
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
@@ -257,9 +258,12 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
+        # the logged norm is the one before any clipping
+        grad_norm = float(nn.utils.clip_grad_norm_(self.params, math.inf if cfg.clip_value else cfg.clip_norm or math.inf))
         if cfg.clip_value is not None:
             nn.utils.clip_grad_value_(self.params, cfg.clip_value)
-        grad_norm = float(nn.utils.clip_grad_norm_(self.params, cfg.clip_norm or math.inf))
+            if cfg.clip_norm is not None:
+                nn.utils.clip_grad_norm_(self.params, cfg.clip_norm)
         loss_value = loss.detach().item()
         finite = math.isfinite(loss_value) and (math.isfinite(grad_norm) or self.scaler is not None)
         if not finite:
@@ -298,7 +302,8 @@ class Trainer:
 
     def _maybe_evaluate(self, end_of_epoch: bool) -> None:
         cfg = self.cfg
-        due_eval = self.valid_data is not None and (
+        already = self.last_eval is not None and self.last_eval["step"] == self.step  # e.g. resumed at an epoch end
+        due_eval = self.valid_data is not None and not already and (
             (cfg.eval_every and self.step % cfg.eval_every == 0 and not end_of_epoch)
             or (not cfg.eval_every and end_of_epoch))
         if due_eval:
@@ -350,7 +355,7 @@ class Trainer:
             "rng": checkpoint.rng_state(),
             "carried": _cpu(self.carried),
             "saved_states": {str(k): _cpu(v) for k, v in self.saved_states.items()} if self.update_index else {},
-            "best": self.best, "bad_evals": self.bad_evals, "skipped": self.skipped,
+            "best": self.best, "bad_evals": self.bad_evals, "skipped": self.skipped, "last_eval": self.last_eval,
             "train_config": asdict(self.cfg),
         }
         checkpoint.save_trainer_state(self.run_dir / "trainer.pt", state)  # the resume point, one atomic file
@@ -396,6 +401,7 @@ class Trainer:
         self.carried = _to(state["carried"], self.device)
         self.saved_states = {int(k): _to(v, self.device) for k, v in state["saved_states"].items()}
         self.best, self.bad_evals, self.skipped = state["best"], state["bad_evals"], state["skipped"]
+        self.last_eval = state.get("last_eval")
         checkpoint.set_rng_state(state["rng"])
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.exists() and self.world.is_main:
@@ -446,6 +452,11 @@ class Trainer:
             return batch
         start, stop = distributed.shard_rows(self.world, batch.size)
         return batch.rows(start, stop)
+
+    def _updates_per_epoch(self) -> int:
+        """Optimizer steps in one epoch: every batch's TBPTT updates (for the cosine schedule's length)."""
+        return sum(len(tbptt.plan(b.x.shape[1] if b.x.dim() > 1 else 1, self.cfg.bptt, self.cfg.bptt_window))
+                   for b in self.train_data.batches(0))
 
     def _epoch_length(self) -> int | None:
         try:
