@@ -50,6 +50,7 @@ def check_state_like(owner: str, state: State, template: State) -> State:
                 fail()
             if s.dtype != t.dtype and s.device == t.device and s.is_floating_point() and \
                     torch.is_autocast_enabled(t.device.type):
+                cast.append(True)
                 return
             if s.dtype != t.dtype or s.device != t.device:
                 raise ValueError(f"{owner}: expected state tensors on {t.device} with dtype {t.dtype}, "
@@ -60,5 +61,8 @@ def check_state_like(owner: str, state: State, template: State) -> State:
             for a, b in zip(s, t):
                 walk(a, b)
 
+    cast: list[bool] = []
     walk(state, template)
+    if not cast:
+        return state
     return map_state(lambda s, t: s if s.dtype == t.dtype else s.to(t.dtype), state, template)

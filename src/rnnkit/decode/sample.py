@@ -1,0 +1,63 @@
+"""Sampling from a step-wise model: temperature, top-k, top-p (nucleus), greedy (lecture 001:
+x_{t+1} | y_t ~ Multinomial(softmax(y_t)))."""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+
+def next_token(logits: Tensor, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+    """logits (B, V) -> ids (B,). temperature 0 means greedy (argmax); top_k keeps the k most likely
+    tokens, top_p the smallest set whose probability reaches p; both renormalise before sampling."""
+    if temperature < 0:
+        raise ValueError(f"sample: expected temperature >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"sample: expected top_k >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"sample: expected top_p in (0, 1], got {top_p}")
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # drop a token when the tokens before it already reach top_p (the first one always stays)
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, eos_id: int | None = None, generator: torch.Generator | None = None,
+             ) -> Iterator[int]:
+    """Yield up to `length` new token ids after the priming ids (T0,), one at a time as produced.
+
+    The prime is read in one forward call; then the model runs one ``model.step`` per token with its
+    state (no re-encoding of the prefix). Stops early after yielding ``eos_id``.
+    """
+    if prime.dim() != 1 or prime.numel() == 0:
+        raise ValueError(f"generate: expected a non-empty 1-D tensor of priming ids, got shape {tuple(prime.shape)}")
+    if length < 0:
+        raise ValueError(f"generate: expected length >= 0, got {length}")
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        logits, state = model(prime.to(device).unsqueeze(0))  # (1, T0, V)
+        logits = logits[:, -1]
+        for _ in range(length):
+            token = next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+            yield int(token)
+            if eos_id is not None and int(token) == eos_id:
+                return
+            logits, state = model.step(token, state)
+    finally:
+        model.train(was_training)

@@ -1,0 +1,78 @@
+"""Recurrent language model (lectures 001-003): p(y_1..y_n) = prod_i p(y_i | y_<i).
+
+    ids (B, T) -> one-hot (B, T, V) or embedding (B, T, E) -> RNN stack -> dropout
+      -> projection (B, T, V) logits; softmax gives p(next token)
+
+char-rnn and lecture 001's min-char-rnn feed one-hot vectors; lecture 003's Keras models use an
+Embedding. ``tie_weights`` shares the embedding with the output projection (Press & Wolf 2017;
+Inan et al. 2017), which needs embedding size == hidden size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..layers import KINDS, RNN
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int
+    cell: str = "lstm"  # any of rnnkit.layers.KINDS
+    hidden: int = 256
+    layers: int = 2
+    embedding: int = 0  # 0: one-hot inputs (lecture 001); > 0: a learned embedding of this size
+    dropout: float = 0.0  # between layers and before the projection
+    recurrent_dropout: float = 0.0
+    tie_weights: bool = False
+
+    def __post_init__(self):
+        if self.cell not in KINDS:
+            raise ValueError(f"LMConfig: expected cell in {sorted(KINDS)}, got {self.cell!r}")
+        for name in ("vocab_size", "hidden", "layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LMConfig: expected {name} >= 1, got {getattr(self, name)}")
+        if self.embedding < 0:
+            raise ValueError(f"LMConfig: expected embedding >= 0 (0 = one-hot), got {self.embedding}")
+        if self.tie_weights and self.embedding != self.hidden:
+            raise ValueError(f"LMConfig: tie_weights needs embedding == hidden, got {self.embedding} and {self.hidden}")
+
+
+class LanguageModel(nn.Module):
+    """``logits, state = model(ids, state)``; ``logits, state = model.step(ids_t, state)`` for generation.
+
+    Shape: ids (B, T) int64 -> logits (B, T, V); state: the RNN's list of per-layer states.
+    """
+
+    def __init__(self, config: LMConfig):
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Embedding(c.vocab_size, c.embedding) if c.embedding else None
+        self.rnn = RNN(c.cell, c.embedding or c.vocab_size, c.hidden, c.layers, dropout=c.dropout,
+                       recurrent_dropout=c.recurrent_dropout)
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.hidden, c.vocab_size)
+        if c.tie_weights:
+            self.head.weight = self.embed.weight
+
+    def inputs(self, ids: Tensor) -> Tensor:
+        """(…,) ids -> (…, E) embeddings or (…, V) one-hot vectors."""
+        if ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"LanguageModel: expected integer token ids, got dtype {ids.dtype}")
+        if self.embed is not None:
+            return self.embed(ids)
+        return F.one_hot(ids.long(), self.config.vocab_size).to(self.head.weight.dtype)
+
+    def forward(self, ids: Tensor, state=None, lengths=None):
+        if ids.dim() != 2:
+            raise ValueError(f"LanguageModel: expected ids (B, T), got {tuple(ids.shape)}")
+        out, state = self.rnn(self.inputs(ids), lengths, state)  # (B, T, H)
+        return self.head(self.drop(out)), state  # (B, T, V)
+
+    def step(self, ids: Tensor, state=None):
+        """One token per sequence: ids (B,) -> logits (B, V), state."""
+        out, state = self.rnn.step(self.inputs(ids), state)  # (B, H)
+        return self.head(self.drop(out)), state

@@ -1,0 +1,163 @@
+"""Language modelling (char-level and word-level), lectures 001-003: train, evaluate, generate.
+
+    text file ──read_text──> train / valid (/ test) text ──Vocab.chars or Vocab.words──> ids
+      ──StreamBatches (B streams, T steps, state carried)──> LanguageModel ──sequence_loss──> Trainer
+      run dir: config.json, vocab.json, model.safetensors, model.best.safetensors, trainer.pt,
+               metrics.jsonl, loss.png
+
+The metric is the loss in nats per token, also reported as bits per character/word (loss / ln 2)
+and perplexity (e^loss).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..data import StreamBatches
+from ..data.text import read_text, split_contiguous, words
+from ..data.vocab import Vocab
+from ..decode.sample import generate
+from ..models.lm import LanguageModel, LMConfig
+from ..train import TrainConfig, Trainer, checkpoint, evaluate, seed_everything, sequence_loss
+
+
+@dataclass
+class LMTask:
+    """What to read and how to cut it. ``data`` is split into train/valid by ``split`` unless
+    ``valid_data`` is given."""
+
+    data: str
+    level: str = "char"  # char | word
+    valid_data: str | None = None
+    split: tuple[float, float] = (0.9, 0.1)
+    seq_len: int = 100  # T: time steps per batch (state carried across batches)
+    errors: str = "strict"  # invalid UTF-8: strict (error naming the offset) | replace
+    min_freq: int = 1  # word level: drop rarer words to <unk>
+    max_words: int | None = None  # word level: vocabulary cap
+    pretrained: str | None = None  # word level: word2vec/GloVe text file for the embedding
+
+    def __post_init__(self):
+        if self.level not in ("char", "word"):
+            raise ValueError(f"LMTask: expected level 'char' or 'word', got {self.level!r}")
+        if self.seq_len < 1:
+            raise ValueError(f"LMTask: expected seq_len >= 1, got {self.seq_len}")
+
+
+def tokens_of(text: str, level: str) -> list[str]:
+    return list(text) if level == "char" else words(text)
+
+
+def prepare(task: LMTask) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
+    """Vocabulary (from the training part only) and the train / valid id streams."""
+    text = read_text(task.data, errors=task.errors)
+    if task.valid_data:
+        train_text, valid_text = text, read_text(task.valid_data, errors=task.errors)
+    else:
+        train_text, valid_text = split_contiguous(text, task.split)
+    train_tokens, valid_tokens = tokens_of(train_text, task.level), tokens_of(valid_text, task.level)
+    if len(train_tokens) < 2 or len(valid_tokens) < 2:
+        raise ValueError(f"{task.data}: too little text to train on ({len(train_tokens)} training and "
+                         f"{len(valid_tokens)} validation tokens)")
+    if task.level == "char":
+        vocab = Vocab.chars("".join(train_tokens) + "".join(valid_tokens))
+    else:
+        vocab = Vocab.words(train_tokens, min_freq=task.min_freq, max_size=task.max_words)
+    return vocab, vocab.encode(train_tokens), vocab.encode(valid_tokens)
+
+
+def lm_loss(logits, batch):
+    return sequence_loss(logits, batch.y)
+
+
+def report(loss: float, level: str) -> dict:
+    unit = "char" if level == "char" else "word"
+    return {"loss": loss, f"bits_per_{unit}": loss / math.log(2), "perplexity": math.exp(min(loss, 700))}
+
+
+def train(task: LMTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool = False,
+          resume_command: str | None = None, eval_batches: int | None = None) -> dict:
+    """Train a language model into the run directory ``out``; returns the final validation report.
+
+    model_cfg: LMConfig fields except vocab_size (cell, hidden, layers, embedding, dropout, ...).
+    """
+    out = Path(out)
+    if resume:
+        saved = checkpoint.read_json(out / "config.json") if (out / "config.json").exists() else None
+        vocab = Vocab.from_json(checkpoint.read_json(out / "vocab.json")) if saved else None
+    seed_everything(cfg.seed)
+    fresh_vocab, train_ids, valid_ids = prepare(task)
+    vocab = vocab if resume and vocab is not None else fresh_vocab
+    if resume and vocab is not fresh_vocab:
+        train_ids, valid_ids = vocab.encode(tokens_of_ids(fresh_vocab, train_ids)), vocab.encode(
+            tokens_of_ids(fresh_vocab, valid_ids))
+    config = LMConfig(vocab_size=len(vocab), **model_cfg)
+    model = LanguageModel(config)
+    if task.pretrained:
+        from ..data.embeddings import read_vectors
+
+        if task.level != "word" or not config.embedding:
+            raise ValueError("--pretrained needs a word-level model with --embedding set to the vectors' size")
+        weights, _ = read_vectors(task.pretrained, vocab, config.embedding)
+        with torch.no_grad():
+            model.embed.weight.copy_(weights)
+    train_data = StreamBatches(train_ids, cfg.batch_size, task.seq_len)
+    valid_streams = max(1, min(cfg.batch_size, (len(valid_ids) - 1) // max(task.seq_len, 1)))
+    valid_data = StreamBatches(valid_ids, valid_streams, task.seq_len)
+    run_config = {"task": f"{task.level}lm", "data": asdict(task), "model": asdict(config)}
+    trainer = Trainer(model, cfg, loss_fn=lm_loss, train_data=train_data, valid_data=valid_data,
+                      run_dir=out, run_config=run_config, resume=resume, resume_command=resume_command)
+    if not resume:
+        checkpoint.atomic_write_json(out / "vocab.json", vocab.to_json())
+    result = trainer.fit()
+    return {**report(result["loss"], task.level), "step": trainer.step}
+
+
+def tokens_of_ids(vocab: Vocab, ids: torch.Tensor) -> list[str]:
+    return vocab.decode(ids.tolist())
+
+
+def load(run_dir, *, best: bool = True, device="cpu") -> tuple[LanguageModel, Vocab, dict]:
+    """Rebuild a trained language model from its run directory (no code is unpickled)."""
+    run_dir = Path(run_dir)
+    checkpoint.check_run_dir(run_dir, need=("config.json", "vocab.json", "model.safetensors"))
+    config = checkpoint.read_json(run_dir / "config.json")
+    if config.get("task") not in ("charlm", "wordlm"):
+        raise checkpoint.CheckpointError(f"{run_dir}: expected a charlm or wordlm run, got task {config.get('task')!r}")
+    model = LanguageModel(LMConfig(**config["model"]))
+    weights = run_dir / "model.best.safetensors"
+    checkpoint.load_model(weights if best and weights.exists() else run_dir / "model.safetensors", model)
+    vocab = Vocab.from_json(checkpoint.read_json(run_dir / "vocab.json"))
+    if len(vocab) != model.config.vocab_size:
+        raise checkpoint.CheckpointError(f"{run_dir}: vocab.json has {len(vocab)} tokens but the model expects "
+                                         f"{model.config.vocab_size}")
+    return model.to(device), vocab, config
+
+
+def evaluate_file(run_dir, data, *, batch_size: int = 16, seq_len: int = 100, errors: str = "strict",
+                  device="cpu") -> dict:
+    """Loss (nats), bits per token and perplexity of a trained model on a text file."""
+    model, vocab, config = load(run_dir, device=device)
+    level = config["data"]["level"]
+    ids = vocab.encode(tokens_of(read_text(data, errors=errors), level))
+    streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+    result = evaluate(model, StreamBatches(ids, streams, seq_len), lm_loss, device=device, stateful=True)
+    return report(result["loss"], level)
+
+
+def sample(run_dir, *, prime: str, length: int, temperature: float = 1.0, top_k=None, top_p=None,
+           seed: int | None = None, device="cpu"):
+    """Yield generated tokens (strings) one at a time after the priming text."""
+    model, vocab, config = load(run_dir, device=device)
+    level = config["data"]["level"]
+    prime_tokens = tokens_of(prime, level) if level == "char" else prime.split()
+    if not prime_tokens:
+        prime_tokens = ["\n"] if level == "char" and "\n" in vocab else [vocab.tokens[vocab.eos_id or 0]]
+    prime_ids = vocab.encode(prime_tokens)  # char level: unknown characters are an error listing them
+    if seed is not None:
+        torch.manual_seed(seed)
+    for token in generate(model, prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
+                          eos_id=None if level == "char" else vocab.eos_id):
+        yield vocab.tokens[token]
