@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import rnnkit.cli
 from rnnkit.cli import app
-from rnnkit.demo import DemoConfig, run_demo
+from rnnkit.tasks.series import DemoConfig, run_demo
 
 runner = CliRunner()
 TRAIN_LINE = re.compile(r"^train MSE (\S+) -> (\S+) in (\d+) steps", re.MULTILINE)
@@ -26,7 +26,7 @@ def one_thread():
 
 
 def test_demo_quiet_runs_and_its_loss_falls():
-    result = runner.invoke(app, ["demo", "--steps", "30", "--quiet", "--device", "cpu"])
+    result = runner.invoke(app, ["demo", "series", "--steps", "30", "--quiet", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     match = TRAIN_LINE.search(result.stdout)
     assert match, result.stdout
@@ -39,7 +39,7 @@ def test_demo_quiet_runs_and_its_loss_falls():
 
 
 def test_demo_progress_shows_the_loss_going_down():
-    result = runner.invoke(app, ["demo", "--steps", "30", "--cell", "gru", "--hidden", "64", "--device", "cpu"])
+    result = runner.invoke(app, ["demo", "series", "--steps", "30", "--cell", "gru", "--hidden", "64", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     losses = [float(v) for v in re.findall(r"^step +\d+ +train MSE (\S+)$", result.stdout, re.MULTILINE)]
     assert len(losses) >= 3, result.stdout
@@ -68,7 +68,7 @@ def test_unknown_option_is_a_usage_error():
 
 
 def test_bad_value_is_one_line_without_traceback():
-    result = runner.invoke(app, ["demo", "--cell", "nope"])
+    result = runner.invoke(app, ["demo", "series", "--cell", "nope"])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr  # one line
     assert result.stderr.startswith("rnnkit: error: ")
@@ -76,7 +76,7 @@ def test_bad_value_is_one_line_without_traceback():
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("args", [["--debug", "demo", "--cell", "nope"], ["demo", "--cell", "nope", "--debug"]])
+@pytest.mark.parametrize("args", [["--debug", "demo", "series", "--cell", "nope"], ["demo", "series", "--cell", "nope", "--debug"]])
 def test_debug_shows_the_traceback(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 1
@@ -89,7 +89,7 @@ def test_unexpected_errors_name_their_type_on_one_line(monkeypatch):
         raise RuntimeError("first line\nsecond line")
 
     monkeypatch.setattr(rnnkit.cli, "run_demo", broken)
-    result = runner.invoke(app, ["demo", "--quiet"])
+    result = runner.invoke(app, ["demo", "series", "--quiet"])
     assert result.exit_code == 1
     assert result.stderr.strip() == ("rnnkit: error: RuntimeError: first line second line "
                                      "(run with --debug for the traceback)")
@@ -103,7 +103,7 @@ def test_python_m_rnnkit_help():
 
 
 def test_python_m_rnnkit_failure_is_one_line():
-    proc = subprocess.run([sys.executable, "-m", "rnnkit", "demo", "--device", "tpu"],
+    proc = subprocess.run([sys.executable, "-m", "rnnkit", "demo", "series", "--device", "tpu"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr == "rnnkit: error: demo: expected device in ['auto', 'cpu', 'cuda'], got 'tpu'\n"

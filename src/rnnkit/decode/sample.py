@@ -34,7 +34,6 @@ def next_token(logits: Tensor, *, temperature: float = 1.0, top_k: int | None = 
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-@torch.no_grad()
 def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, eos_id: int | None = None, generator: torch.Generator | None = None,
              ) -> Iterator[int]:
@@ -47,6 +46,12 @@ def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top
         raise ValueError(f"generate: expected a non-empty 1-D tensor of priming ids, got shape {tuple(prime.shape)}")
     if length < 0:
         raise ValueError(f"generate: expected length >= 0, got {length}")
+    next_token(torch.zeros(1, 2), temperature=temperature, top_k=top_k, top_p=top_p)  # check them now
+    return _generate(model, prime, length, temperature, top_k, top_p, eos_id, generator)
+
+
+@torch.no_grad()
+def _generate(model, prime, length, temperature, top_k, top_p, eos_id, generator):
     was_training = model.training
     model.eval()
     try:

@@ -50,8 +50,8 @@ def tokens_of(text: str, level: str) -> list[str]:
     return list(text) if level == "char" else words(text)
 
 
-def prepare(task: LMTask) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
-    """Vocabulary (from the training part only) and the train / valid id streams."""
+def prepare(task: LMTask, vocab: Vocab | None = None) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
+    """Vocabulary (built from the text unless given, e.g. when resuming) and the train / valid id streams."""
     text = read_text(task.data, errors=task.errors)
     if task.valid_data:
         train_text, valid_text = text, read_text(task.valid_data, errors=task.errors)
@@ -61,7 +61,9 @@ def prepare(task: LMTask) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
     if len(train_tokens) < 2 or len(valid_tokens) < 2:
         raise ValueError(f"{task.data}: too little text to train on ({len(train_tokens)} training and "
                          f"{len(valid_tokens)} validation tokens)")
-    if task.level == "char":
+    if vocab is not None:
+        pass
+    elif task.level == "char":
         vocab = Vocab.chars("".join(train_tokens) + "".join(valid_tokens))
     else:
         vocab = Vocab.words(train_tokens, min_freq=task.min_freq, max_size=task.max_words)
@@ -84,15 +86,12 @@ def train(task: LMTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool 
     model_cfg: LMConfig fields except vocab_size (cell, hidden, layers, embedding, dropout, ...).
     """
     out = Path(out)
+    saved_vocab = None
     if resume:
-        saved = checkpoint.read_json(out / "config.json") if (out / "config.json").exists() else None
-        vocab = Vocab.from_json(checkpoint.read_json(out / "vocab.json")) if saved else None
+        checkpoint.check_run_dir(out, need=("config.json", "vocab.json", "trainer.pt"))
+        saved_vocab = Vocab.from_json(checkpoint.read_json(out / "vocab.json"))
     seed_everything(cfg.seed)
-    fresh_vocab, train_ids, valid_ids = prepare(task)
-    vocab = vocab if resume and vocab is not None else fresh_vocab
-    if resume and vocab is not fresh_vocab:
-        train_ids, valid_ids = vocab.encode(tokens_of_ids(fresh_vocab, train_ids)), vocab.encode(
-            tokens_of_ids(fresh_vocab, valid_ids))
+    vocab, train_ids, valid_ids = prepare(task, saved_vocab)
     config = LMConfig(vocab_size=len(vocab), **model_cfg)
     model = LanguageModel(config)
     if task.pretrained:
@@ -115,10 +114,6 @@ def train(task: LMTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool 
     return {**report(result["loss"], task.level), "step": trainer.step}
 
 
-def tokens_of_ids(vocab: Vocab, ids: torch.Tensor) -> list[str]:
-    return vocab.decode(ids.tolist())
-
-
 def load(run_dir, *, best: bool = True, device="cpu") -> tuple[LanguageModel, Vocab, dict]:
     """Rebuild a trained language model from its run directory (no code is unpickled)."""
     run_dir = Path(run_dir)
@@ -136,28 +131,38 @@ def load(run_dir, *, best: bool = True, device="cpu") -> tuple[LanguageModel, Vo
     return model.to(device), vocab, config
 
 
+def evaluate_ids(run_dir, ids: torch.Tensor, *, batch_size: int = 16, seq_len: int = 100, device="cpu") -> dict:
+    """Loss (nats), bits per token and perplexity of a trained model on an id stream."""
+    model, vocab, config = load(run_dir, device=device)
+    streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+    result = evaluate(model, StreamBatches(ids, streams, seq_len), lm_loss, device=device, stateful=True)
+    return report(result["loss"], config["data"]["level"])
+
+
 def evaluate_file(run_dir, data, *, batch_size: int = 16, seq_len: int = 100, errors: str = "strict",
                   device="cpu") -> dict:
     """Loss (nats), bits per token and perplexity of a trained model on a text file."""
-    model, vocab, config = load(run_dir, device=device)
-    level = config["data"]["level"]
-    ids = vocab.encode(tokens_of(read_text(data, errors=errors), level))
-    streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
-    result = evaluate(model, StreamBatches(ids, streams, seq_len), lm_loss, device=device, stateful=True)
-    return report(result["loss"], level)
+    _, vocab, config = load(run_dir)
+    ids = vocab.encode(tokens_of(read_text(data, errors=errors), config["data"]["level"]))
+    if len(ids) < 2:
+        raise ValueError(f"{data}: too short to evaluate ({len(ids)} token)")
+    return evaluate_ids(run_dir, ids, batch_size=batch_size, seq_len=seq_len, device=device)
 
 
 def sample(run_dir, *, prime: str, length: int, temperature: float = 1.0, top_k=None, top_p=None,
            seed: int | None = None, device="cpu"):
-    """Yield generated tokens (strings) one at a time after the priming text."""
+    """The generated text piece by piece (an iterator) after the priming text: characters for a char
+    model; " word", or a line break for <eos>, for a word model. Bad input raises here, not later."""
     model, vocab, config = load(run_dir, device=device)
     level = config["data"]["level"]
-    prime_tokens = tokens_of(prime, level) if level == "char" else prime.split()
-    if not prime_tokens:
+    prime_tokens = list(prime) if level == "char" else prime.split()
+    if not prime_tokens:  # start as after a line break
         prime_tokens = ["\n"] if level == "char" and "\n" in vocab else [vocab.tokens[vocab.eos_id or 0]]
     prime_ids = vocab.encode(prime_tokens)  # char level: unknown characters are an error listing them
     if seed is not None:
         torch.manual_seed(seed)
-    for token in generate(model, prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
-                          eos_id=None if level == "char" else vocab.eos_id):
-        yield vocab.tokens[token]
+    tokens = generate(model, prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
+                      eos_id=None if level == "char" else vocab.eos_id)
+    # checked above, before the first piece: bad input fails before anything is printed
+    return (vocab.tokens[t] if level == "char" else ("\n" if vocab.tokens[t] == "<eos>" else " " + vocab.tokens[t])
+            for t in tokens)

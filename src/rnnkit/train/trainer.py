@@ -16,6 +16,7 @@ the model and optimizer state together so that one atomic file write is one cons
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -69,6 +70,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + grad scaler, GPU only)
     on_nonfinite: str = "error"  # error | skip
     quiet: bool = False
+    max_time: float | None = None  # stop after this many seconds of training (a time budget)
 
     def __post_init__(self):
         def bad(name, want):
@@ -84,7 +86,7 @@ class TrainConfig:
         for name in ("eval_every", "checkpoint_every", "patience", "momentum", "weight_decay"):
             if getattr(self, name) < 0:
                 bad(name, ">= 0")
-        for name in ("clip_norm", "clip_value", "lr"):
+        for name in ("clip_norm", "clip_value", "lr", "max_time"):
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 bad(name, "> 0")
@@ -172,6 +174,7 @@ class Trainer:
         self.history: list[dict] = []
         self.last_eval: dict | None = None
         self._interrupted = False
+        self._started = time.perf_counter()
         if resume:
             self._resume()
         else:
@@ -185,7 +188,7 @@ class Trainer:
         record (or the last training record when there is no validation data)."""
         progress = self._progress()
         previous_handler = self._install_sigint()
-        self._tokens, self._started = 0, time.perf_counter()
+        self._tokens, self._train_seconds, self._started = 0, 0.0, time.perf_counter()
         try:
             while not self._done():
                 for i, batch in enumerate(self.train_data.batches(self.epoch)):
@@ -214,12 +217,13 @@ class Trainer:
         steps = batch.x.shape[1] if batch.x.dim() > 1 else 1
         updates = tbptt.plan(steps, cfg.bptt, cfg.bptt_window)
         while self.update_index < len(updates) and not self._done():
+            began = time.perf_counter()
             record = self._update(batch, updates[self.update_index])
+            self._train_seconds += time.perf_counter() - began  # throughput counts training, not evaluation
             self.update_index += 1
             self.step += 1
             self._tokens += record.pop("tokens")
-            elapsed = max(time.perf_counter() - self._started, 1e-9)
-            record.update(step=self.step, epoch=self.epoch, tokens_per_s=self._tokens / elapsed)
+            record.update(step=self.step, epoch=self.epoch, tokens_per_s=self._tokens / max(self._train_seconds, 1e-9))
             self._log(record, progress)
             self._after_update(end_of_epoch=False)
         if self.update_index == len(updates):  # the batch is finished
@@ -337,6 +341,8 @@ class Trainer:
         cfg = self.cfg
         if cfg.patience and self.bad_evals >= cfg.patience:
             return True
+        if cfg.max_time is not None and time.perf_counter() - self._started >= cfg.max_time:
+            return True
         if cfg.steps is not None:
             return self.step >= cfg.steps
         return self.epoch >= cfg.epochs
@@ -380,7 +386,7 @@ class Trainer:
             raise ValueError("Trainer: resume=True needs a run_dir")
         checkpoint.check_run_dir(self.run_dir, need=("config.json", "trainer.pt"))
         saved_config = checkpoint.read_json(self.run_dir / "config.json")
-        mine = {k: v for k, v in self.run_config.items() if k != "train"}
+        mine = {k: v for k, v in json.loads(json.dumps(self.run_config)).items() if k != "train"}  # tuples -> lists
         theirs = {k: v for k, v in saved_config.items() if k != "train"}
         if mine and mine != theirs:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
@@ -428,6 +434,8 @@ class Trainer:
 
         cfg = self.cfg
         total = cfg.steps if cfg.steps is not None else (self._epoch_length() or 0) * cfg.epochs or None
+        if cfg.max_time is not None:
+            total = None  # the time budget, not the step count, decides the end
 
         return tqdm(total=total, initial=self.step, disable=self.cfg.quiet or not self.world.is_main,
                     unit="step", dynamic_ncols=True, leave=False)

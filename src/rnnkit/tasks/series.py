@@ -1,7 +1,6 @@
-"""``rnnkit demo``: lecture 000's time-series example, trained, tested and sampled in half a minute on a CPU.
+"""``rnnkit demo series``: lecture 000's time-series example, trained, tested and sampled in half a minute on a CPU.
 
-Until the language-model work lands (DESIGN.md's demo trains a small char LSTM), the demo is lecture 000's
-"Training on Time Series Data", which follows chapter 14 of Géron's *Hands-On Machine Learning with
+Lecture 000's "Training on Time Series Data", which follows chapter 14 of Géron's *Hands-On Machine Learning with
 Scikit-Learn and TensorFlow* (1st edition):
 
 - the series is the book's ``t * sin(t) / 3 + 2 * sin(5 * t)`` for ``t`` in [0, 30], sampled every 0.1;
@@ -36,8 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_positive_int
-from .layers import KINDS, RNN, OutputProjection
+from .._checks import check_positive_int
+from ..layers import KINDS, RNN, OutputProjection
 
 T_MIN, T_MAX, RESOLUTION = 0.0, 30.0, 0.1  # Géron's range and sampling step
 SERIES = "t*sin(t)/3 + 2*sin(5t)"
