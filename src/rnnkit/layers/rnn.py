@@ -141,10 +141,14 @@ class RNN(nn.Module):
         B, T = check_sequences("RNN", x, self.input_size, self.batch_first)
         check_dtype_matches("RNN", x, self.cells[0].weight_ih)
         lengths = check_lengths("RNN", lengths, B, T)
-        template = self.initial_state(B, device=x.device, dtype=x.dtype)
-        state = template if state is None else check_state_like("RNN", state, template)
-        per_cell = [s for layer_state in state for s in (layer_state if self.bidirectional else [layer_state])]
-        out, hn = kernels.run(self.kernel, x, lengths, kernels.to_kernel_state(self.kernel, per_cell), self.cells,
+        if state is None:  # zeros straight in the kernel's (L*D, B, H) layout, as nn.LSTM does
+            zeros = x.new_zeros(len(self.cells), B, self.hidden_size)
+            hx = (zeros, zeros) if self.kernel == "LSTM" else zeros
+        else:
+            state = check_state_like("RNN", state, self.initial_state(B, device=x.device, dtype=x.dtype))
+            per_cell = [s for layer_state in state for s in (layer_state if self.bidirectional else [layer_state])]
+            hx = kernels.to_kernel_state(self.kernel, per_cell)
+        out, hn = kernels.run(self.kernel, x, lengths, hx, self.cells,
                               num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
                               training=self.training, batch_first=self.batch_first)
         per_cell = kernels.from_kernel_state(self.kernel, hn)
