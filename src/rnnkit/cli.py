@@ -245,10 +245,12 @@ def _run_lm(level: str, o: dict) -> None:
     out = o["out"] or _default_out(f"{level}lm")
     if o["resume"] and o["out"] is None:
         raise ValueError("--resume needs --out RUN_DIR")
-    task = lm.LMTask(data=str(o["data"]), level=level, valid_data=o["valid_data"] and str(o["valid_data"]),
+    # absolute paths in config.json: evaluate/resume work from any directory
+    task = lm.LMTask(data=str(o["data"].resolve()), level=level,
+                     valid_data=o["valid_data"] and str(o["valid_data"].resolve()),
                      split=(o["split"], round(1 - o["split"], 12)), seq_len=o["seq_len"], errors=o["errors"],
                      min_freq=o.get("min_freq", 1), max_words=o.get("max_words"),
-                     pretrained=o.get("pretrained") and str(o["pretrained"]))
+                     pretrained=o.get("pretrained") and str(o["pretrained"].resolve()))
     model = {k: o[k] for k in ("cell", "layers", "hidden", "embedding", "dropout", "recurrent_dropout", "tie_weights")}
     command = " ".join(["rnnkit", "train", f"{level}lm", "--data", str(o["data"]), "--out", str(out), "--resume"])
     if not o["quiet"]:
@@ -297,18 +299,11 @@ def generate(
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A trained run directory."),
     data: Optional[Path] = typer.Option(None, help="Text to evaluate on (default: the run's validation text)."),
-    batch_size: int = typer.Option(16, help="Parallel streams."),
+    batch_size: Optional[int] = typer.Option(None, help="Parallel streams (default: the training batch size)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
     """Loss (nats), bits per character/word and perplexity of a trained language model."""
-    if data is None:
-        config = checkpoint.read_json(Path(run_dir) / "config.json")
-        task = lm.LMTask(**{k: tuple(v) if k == "split" else v for k, v in config["data"].items()})
-        _, _, ids = lm.prepare(task, lm.load(run_dir)[1])
-        report = lm.evaluate_ids(run_dir, ids, batch_size=batch_size, seq_len=task.seq_len, device=device)
-    else:
-        report = lm.evaluate_file(run_dir, data, batch_size=batch_size, device=device)
-    typer.echo(_lm_report(report))
+    typer.echo(_lm_report(lm.evaluate_run(run_dir, data=data, batch_size=batch_size, device=device)))
 
 
 data_app = typer.Typer(help="Data sets.", no_args_is_help=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 from .vocab import EOS
@@ -21,7 +22,7 @@ def read_text(path, *, errors: str = "strict") -> str:
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise ValueError(f"{path}: not a valid gzip file ({e})")
     try:
         text = raw.decode("utf-8", errors=errors)

@@ -76,6 +76,8 @@ class Vocab:
 
     @classmethod
     def from_json(cls, data: dict) -> "Vocab":
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+            raise ValueError(f"Vocab: a vocabulary file needs a 'tokens' list, got {type(data).__name__}")
         try:
             return cls(list(data["tokens"]), unk=data.get("unk"), level=data.get("level", "char"))
         except (KeyError, TypeError) as e:

@@ -8,16 +8,20 @@ import torch
 from torch import Tensor
 
 
-def next_token(logits: Tensor, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-    """logits (B, V) -> ids (B,). temperature 0 means greedy (argmax); top_k keeps the k most likely
-    tokens, top_p the smallest set whose probability reaches p; both renormalise before sampling."""
-    if temperature < 0:
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not temperature >= 0:  # also refuses NaN
         raise ValueError(f"sample: expected temperature >= 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"sample: expected top_k >= 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"sample: expected top_p in (0, 1], got {top_p}")
+
+
+def next_token(logits: Tensor, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+    """logits (B, V) -> ids (B,). temperature 0 means greedy (argmax); top_k keeps the k most likely
+    tokens, top_p the smallest set whose probability reaches p; both renormalise before sampling."""
+    check_sampling(temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
@@ -46,7 +50,7 @@ def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top
         raise ValueError(f"generate: expected a non-empty 1-D tensor of priming ids, got shape {tuple(prime.shape)}")
     if length < 0:
         raise ValueError(f"generate: expected length >= 0, got {length}")
-    next_token(torch.zeros(1, 2), temperature=temperature, top_k=top_k, top_p=top_p)  # check them now
+    check_sampling(temperature, top_k, top_p)  # now, not at the first next()
     return _generate(model, prime, length, temperature, top_k, top_p, eos_id, generator)
 
 
@@ -58,10 +62,10 @@ def _generate(model, prime, length, temperature, top_k, top_p, eos_id, generator
         device = next(model.parameters()).device
         logits, state = model(prime.to(device).unsqueeze(0))  # (1, T0, V)
         logits = logits[:, -1]
-        for _ in range(length):
+        for i in range(length):
             token = next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
             yield int(token)
-            if eos_id is not None and int(token) == eos_id:
+            if (eos_id is not None and int(token) == eos_id) or i == length - 1:
                 return
             logits, state = model.step(token, state)
     finally:

@@ -20,11 +20,11 @@ STDLIB_FILES = [
     "tempfile.py", "threading.py", "unittest/case.py", "fractions.py", "heapq.py", "bisect.py", "csv.py",
     "difflib.py", "calendar.py", "ast.py", "tokenize.py", "configparser.py", "pprint.py", "datetime.py",
 ]
-CORPUS_BYTES = 1_500_000
+CORPUS_CHARS = 1_500_000
 
 
-def stdlib_corpus(max_bytes: int = CORPUS_BYTES) -> str:
-    """Up to max_bytes of Python standard-library source, the same text for the same Python."""
+def stdlib_corpus(max_chars: int = CORPUS_CHARS) -> str:
+    """Up to max_chars characters of Python standard-library source, the same text for the same Python."""
     root = Path(sysconfig.get_paths()["stdlib"])
     parts, size = [], 0
     for name in STDLIB_FILES:
@@ -33,11 +33,11 @@ def stdlib_corpus(max_bytes: int = CORPUS_BYTES) -> str:
             text = path.read_text(encoding="utf-8", errors="replace")
             parts.append(text)
             size += len(text)
-            if size >= max_bytes:
+            if size >= max_chars:
                 break
     if not parts:
         raise FileNotFoundError(f"demo: found no standard-library sources under {root}; pass --data FILE")
-    return "\n".join(parts)[:max_bytes]
+    return "\n".join(parts)[:max_chars]
 
 
 def prepare_corpus(out: Path, data: str | None) -> str:

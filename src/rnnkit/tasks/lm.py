@@ -102,9 +102,11 @@ def train(task: LMTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool 
         weights, _ = read_vectors(task.pretrained, vocab, config.embedding)
         with torch.no_grad():
             model.embed.weight.copy_(weights)
+    if len(train_ids) < cfg.batch_size + 1:
+        raise ValueError(f"{task.data}: {len(train_ids)} training tokens are too few for --batch-size "
+                         f"{cfg.batch_size} streams (each needs at least 2 tokens)")
     train_data = StreamBatches(train_ids, cfg.batch_size, task.seq_len)
-    valid_streams = max(1, min(cfg.batch_size, (len(valid_ids) - 1) // max(task.seq_len, 1)))
-    valid_data = StreamBatches(valid_ids, valid_streams, task.seq_len)
+    valid_data = stream_source(valid_ids, cfg.batch_size, task.seq_len)
     run_config = {"task": f"{task.level}lm", "data": asdict(task), "model": asdict(config)}
     trainer = Trainer(model, cfg, loss_fn=lm_loss, train_data=train_data, valid_data=valid_data,
                       run_dir=out, run_config=run_config, resume=resume, resume_command=resume_command)
@@ -131,22 +133,26 @@ def load(run_dir, *, best: bool = True, device="cpu") -> tuple[LanguageModel, Vo
     return model.to(device), vocab, config
 
 
-def evaluate_ids(run_dir, ids: torch.Tensor, *, batch_size: int = 16, seq_len: int = 100, device="cpu") -> dict:
-    """Loss (nats), bits per token and perplexity of a trained model on an id stream."""
+def stream_source(ids: torch.Tensor, batch_size: int, seq_len: int) -> StreamBatches:
+    """Evaluation streams: up to batch_size of them, each at least seq_len tokens long when possible."""
+    return StreamBatches(ids, max(1, min(batch_size, (len(ids) - 1) // seq_len)), seq_len)
+
+
+def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="cpu") -> dict:
+    """Loss (nats), bits per token and perplexity of a trained model: on the run's own validation text
+    (cut as in training), or on the text file ``data``; streams and T as in training unless given."""
     model, vocab, config = load(run_dir, device=device)
-    streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
-    result = evaluate(model, StreamBatches(ids, streams, seq_len), lm_loss, device=device, stateful=True)
-    return report(result["loss"], config["data"]["level"])
-
-
-def evaluate_file(run_dir, data, *, batch_size: int = 16, seq_len: int = 100, errors: str = "strict",
-                  device="cpu") -> dict:
-    """Loss (nats), bits per token and perplexity of a trained model on a text file."""
-    _, vocab, config = load(run_dir)
-    ids = vocab.encode(tokens_of(read_text(data, errors=errors), config["data"]["level"]))
-    if len(ids) < 2:
-        raise ValueError(f"{data}: too short to evaluate ({len(ids)} token)")
-    return evaluate_ids(run_dir, ids, batch_size=batch_size, seq_len=seq_len, device=device)
+    level, seq_len = config["data"]["level"], config["data"]["seq_len"]
+    batch_size = batch_size or config["train"]["batch_size"]
+    if data is None:
+        task = LMTask(**{k: tuple(v) if k == "split" else v for k, v in config["data"].items()})
+        _, _, ids = prepare(task, vocab)
+    else:
+        ids = vocab.encode(tokens_of(read_text(data, errors=config["data"]["errors"]), level))
+        if len(ids) < 2:
+            raise ValueError(f"{data}: too short to evaluate ({len(ids)} token)")
+    result = evaluate(model, stream_source(ids, batch_size, seq_len), lm_loss, device=device, stateful=True)
+    return report(result["loss"], level)
 
 
 def sample(run_dir, *, prime: str, length: int, temperature: float = 1.0, top_k=None, top_p=None,

@@ -1,0 +1,232 @@
+"""Char-level language modelling benchmarks (issue: language models), three parts, each printing Markdown.
+
+  speed    `rnnkit train charlm`'s training loop (Trainer + LanguageModel, metrics written every step)
+           vs a minimal hand-written PyTorch char LSTM of the same size (nn.Embedding + nn.LSTM +
+           nn.Linear, Adam, clip_grad_norm_) on the same batches, in the same process, interleaved.
+  latency  batch-1 generation, microseconds per character, for a 2x512 LSTM: rnnkit's `generate`
+           (one `model.step` per character through the cells) vs calling nn.LSTM once per character.
+  quality  Tiny Shakespeare, contiguous 90/10 split: train for a time budget and report the best
+           validation loss (nats/char) per cell.
+
+    python benchmarks/bench_charlm.py speed
+    python benchmarks/bench_charlm.py latency
+    python benchmarks/bench_charlm.py quality --minutes 15 --cells lstm gru
+
+Data: ../shared/data/tinyshakespeare/input.txt (never the network).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import rnnkit
+from rnnkit.data import StreamBatches
+from rnnkit.data.text import read_text, split_contiguous
+from rnnkit.data.vocab import Vocab
+from rnnkit.decode.sample import generate
+from rnnkit.models.lm import LanguageModel, LMConfig
+from rnnkit.tasks import lm
+from rnnkit.train import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+
+
+def header(title: str) -> str:
+    return (f"### {title}\n\nrnnkit {rnnkit.__version__}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}\n")
+
+
+def shakespeare_ids():
+    text = read_text(SHAKESPEARE)
+    vocab = Vocab.chars(text)
+    train, valid = split_contiguous(text, (0.9, 0.1))
+    return vocab, vocab.encode(train), vocab.encode(valid)
+
+
+class HandLSTM(nn.Module):
+    """What a user writes with plain torch: embedding, nn.LSTM, linear."""
+
+    def __init__(self, vocab, embedding, hidden, layers):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embedding)
+        self.rnn = nn.LSTM(embedding, hidden, layers, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, x, state=None):
+        out, state = self.rnn(self.embed(x), state)
+        return self.head(out), state
+
+
+def speed(args) -> str:
+    vocab, train_ids, _ = shakespeare_ids()
+    data = StreamBatches(train_ids, args.batch, args.seq_len)
+    batches = list(data.batches(0))[: args.steps * args.rounds + 1]
+    cfg = dict(vocab_size=len(vocab), cell="lstm", hidden=args.hidden, layers=args.layers, embedding=args.embedding)
+
+    class Slice:  # the next `steps` batches of the stream, so both sides see the same data
+        def __init__(self, start):
+            self.start = start
+
+        def __len__(self):
+            return args.steps
+
+        def batches(self, epoch=0):
+            yield from batches[self.start:self.start + args.steps]
+
+    torch.manual_seed(0)
+    ours = LanguageModel(LMConfig(**cfg))
+    hand = HandLSTM(len(vocab), args.embedding, args.hidden, args.layers)
+    hand_opt = torch.optim.Adam(hand.parameters(), lr=2e-3)
+
+    def run_ours(start):
+        with tempfile.TemporaryDirectory() as tmp:
+            train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=2e-3, clip_norm=5.0, stateful=True,
+                                    quiet=True)
+            t = time.perf_counter()
+            Trainer(ours, train_cfg, loss_fn=lm.lm_loss, train_data=Slice(start), run_dir=Path(tmp) / "run").fit()
+            return time.perf_counter() - t
+
+    def run_hand(start):
+        t = time.perf_counter()
+        state = None
+        for b in batches[start:start + args.steps]:
+            logits, state = hand(b.x, state)
+            state = tuple(s.detach() for s in state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), b.y.reshape(-1))
+            hand_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(hand.parameters(), 5.0)
+            hand_opt.step()
+        return time.perf_counter() - t
+
+    run_ours(0), run_hand(0)  # warm-up
+    ratios, t_ours, t_hand = [], [], []
+    for r in range(args.rounds):
+        pair = (run_ours, run_hand) if r % 2 == 0 else (run_hand, run_ours)
+        times = {f.__name__: f(r * args.steps) for f in pair}
+        t_ours.append(times["run_ours"])
+        t_hand.append(times["run_hand"])
+        ratios.append(times["run_hand"] / times["run_ours"])
+    tokens = args.steps * args.batch * args.seq_len
+    ratio = statistics.median(ratios)
+    lines = [header(f"charlm training speed: {args.layers}x{args.hidden} LSTM, embedding {args.embedding}, "
+                    f"B={args.batch}, T={args.seq_len}, {args.steps} steps x {args.rounds} rounds"),
+             "| loop | tokens/s (median round) | ratio | target |", "|---|---:|---|---|",
+             f"| hand-written torch (nn.LSTM, Adam, clipping) | {tokens / statistics.median(t_hand):,.0f} | 1.00× | — |",
+             f"| rnnkit Trainer + LanguageModel (metrics.jsonl, checkpoint) | {tokens / statistics.median(t_ours):,.0f} "
+             f"| {ratio:.2f}× | ≥ 0.9× {'✓' if ratio >= 0.9 else '✗'} |",
+             f"\nper-round ratios: {', '.join(f'{r:.2f}' for r in ratios)}"]
+    return "\n".join(lines)
+
+
+def latency(args) -> str:
+    torch.manual_seed(0)
+    V, H, L = 65, args.hidden, args.layers
+    model = LanguageModel(LMConfig(vocab_size=V, hidden=H, layers=L, embedding=args.embedding)).eval()
+    hand = HandLSTM(V, args.embedding, H, L).eval()
+    prime = torch.tensor([1, 2, 3])
+    n = args.chars
+
+    def ours():
+        t = time.perf_counter()
+        for _ in generate(model, prime, n, temperature=0.8):
+            pass
+        return (time.perf_counter() - t) / n
+
+    @torch.no_grad()
+    def per_call():
+        t = time.perf_counter()
+        logits, state = hand(prime.unsqueeze(0))
+        token = prime[-1:].unsqueeze(0)
+        for _ in range(n):
+            logits, state = hand(token, state)
+            probs = (logits[:, -1] / 0.8).softmax(-1)
+            token = torch.multinomial(probs, 1)
+        return (time.perf_counter() - t) / n
+
+    ours(), per_call()
+    a = [ours() for _ in range(args.rounds)]
+    b = [per_call() for _ in range(args.rounds)]
+    us_ours, us_hand = statistics.median(a) * 1e6, statistics.median(b) * 1e6
+    return "\n".join([
+        header(f"batch-1 generation latency: {L}x{H} LSTM, {n} characters, median of {args.rounds}"),
+        "| generator | µs per character | target |", "|---|---:|---|",
+        f"| nn.LSTM called once per character (plain torch) | {us_hand:,.0f} | — |",
+        f"| rnnkit `generate` (model.step through the cells) | {us_ours:,.0f} | ≤ 500 {'✓' if us_ours <= 500 else '✗'} |",
+    ])
+
+
+def quality(args) -> str:
+    rows = []
+    for cell in args.cells:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(args.out or tmp) / f"shakespeare-{cell}"
+            task = lm.LMTask(data=str(SHAKESPEARE), level="char", seq_len=args.seq_len)
+            cfg = TrainConfig(steps=10**9, max_time=args.minutes * 60, batch_size=args.batch, lr=args.lr,
+                              clip_norm=5.0, eval_every=args.eval_every, stateful=True, seed=0,
+                              precision=args.precision, quiet=True)
+            model = {"cell": cell, "hidden": args.hidden, "layers": args.layers, "embedding": args.embedding,
+                     "dropout": args.dropout}
+            t = time.perf_counter()
+            report = lm.train(task, model, cfg, out)
+            minutes = (time.perf_counter() - t) / 60
+            history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+            best = min(r["loss"] for r in history if r.get("split") == "valid")
+            sample = "".join(lm.sample(out, prime="ROMEO:", length=200, temperature=0.8, seed=0))
+            rows.append((cell, best, report["step"], minutes, sample))
+            print(f"{cell}: best valid {best:.4f} after {report['step']} steps ({minutes:.1f} min)\n"
+                  f"ROMEO:{sample}\n", file=sys.stderr)
+    lines = [header(f"Tiny Shakespeare char LM, 90/10 split, {args.minutes:g} min budget each: "
+                    f"{args.layers}x{args.hidden}, embedding {args.embedding}, dropout {args.dropout}, "
+                    f"B={args.batch}, T={args.seq_len}, Adam lr {args.lr}, {args.precision}"),
+             "| cell | best valid loss (nats/char) | bits/char | steps | minutes |", "|---|---:|---:|---:|---:|"]
+    for cell, best, steps, minutes, _ in rows:
+        lines.append(f"| {cell} | {best:.4f} | {best / 0.6931471805599453:.3f} | {steps} | {minutes:.1f} |")
+    lines.append(f"\nsample ({rows[0][0]}, temperature 0.8):\n\n```\nROMEO:{rows[0][4]}\n```")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["speed", "latency", "quality"])
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--embedding", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=10, help="speed: steps per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--chars", type=int, default=500, help="latency: characters per round")
+    parser.add_argument("--minutes", type=float, default=15.0, help="quality: budget per cell")
+    parser.add_argument("--cells", nargs="+", default=["lstm"])
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--out", help="quality: keep the run directories here")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--markdown", help="also append the table to this file")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not SHAKESPEARE.exists():
+        sys.exit(f"bench_charlm: {SHAKESPEARE} is missing (the shared data sets sit beside the repository)")
+    text = {"speed": speed, "latency": latency, "quality": quality}[args.part](args)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write(text + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
