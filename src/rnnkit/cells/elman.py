@@ -59,12 +59,12 @@ class ElmanCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_x x + b_ih for any leading shape (..., F) -> (..., H): one GEMM for all time steps."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
 
     def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
         """One step from the projected input xp (B, H). recurrent_mask (B, H) drops h_{t-1} in W_h h_{t-1}."""
         hr = h if recurrent_mask is None else h * recurrent_mask
-        h = self.phi(xp + F.linear(hr, self.weight_hh, self.bias_hh))
+        h = self.phi(xp + F.linear(hr, params.weight_for(self, "weight_hh", hr.shape[0]), self.bias_hh))
         return h, h
 
     def forward(self, x: Tensor, state: Tensor | None = None):

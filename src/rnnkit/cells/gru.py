@@ -58,25 +58,26 @@ class GRUCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_x x + b_ih for r, z, g: (..., F) -> (..., 3H)."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
 
     def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
         """One step from xp (B, 3H); recurrent_mask (B, H) drops h_{t-1} inside the recurrent products."""
         H = self.hidden_size
         hr = h if recurrent_mask is None else h * recurrent_mask
+        w_hh = params.weight_for(self, "weight_hh", h.shape[0])
         x_r, x_z, x_g = xp.chunk(3, dim=1)
         if self.reset_after:
-            h_r, h_z, h_g = F.linear(hr, self.weight_hh, self.bias_hh).chunk(3, dim=1)
+            h_r, h_z, h_g = F.linear(hr, w_hh, self.bias_hh).chunk(3, dim=1)
             r = torch.sigmoid(x_r + h_r)
             z = torch.sigmoid(x_z + h_z)
             g = torch.tanh(x_g + r * h_g)
         else:
             b_rz = None if self.bias_hh is None else self.bias_hh[: 2 * H]
             b_g = None if self.bias_hh is None else self.bias_hh[2 * H:]
-            h_r, h_z = F.linear(hr, self.weight_hh[: 2 * H], b_rz).chunk(2, dim=1)
+            h_r, h_z = F.linear(hr, w_hh[: 2 * H], b_rz).chunk(2, dim=1)
             r = torch.sigmoid(x_r + h_r)
             z = torch.sigmoid(x_z + h_z)
-            g = torch.tanh(x_g + F.linear(r * hr, self.weight_hh[2 * H:], b_g))
+            g = torch.tanh(x_g + F.linear(r * hr, w_hh[2 * H:], b_g))
         h = g + z * (h - g)  # = z * h + (1 - z) * g
         return h, h
 

@@ -64,12 +64,12 @@ class JordanCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_h x + b_ih for any leading shape (..., F) -> (..., H)."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
 
     def step(self, xp: Tensor, y: Tensor, recurrent_mask: Tensor | None = None):
         """One step from xp (B, H); recurrent_mask (B, O) drops y_{t-1} inside U_h y_{t-1}."""
         yr = y if recurrent_mask is None else y * recurrent_mask
-        h = self.phi_h(xp + F.linear(yr, self.weight_hh, self.bias_hh))
+        h = self.phi_h(xp + F.linear(yr, params.weight_for(self, "weight_hh", yr.shape[0]), self.bias_hh))
         y = self.phi_y(F.linear(h, self.weight_ho, self.bias_ho))
         return y, y
 

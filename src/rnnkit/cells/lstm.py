@@ -73,13 +73,13 @@ class LSTMCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_x x + b_ih for all four gates: (..., F) -> (..., 4H)."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
 
     def step(self, xp: Tensor, state: tuple[Tensor, Tensor], recurrent_mask: Tensor | None = None):
         """One step from xp (B, 4H); recurrent_mask (B, H) drops h_{t-1} inside W_h h_{t-1} only."""
         h, c = state
         hr = h if recurrent_mask is None else h * recurrent_mask
-        gates = xp + F.linear(hr, self.weight_hh, self.bias_hh)  # (B, 4H)
+        gates = xp + F.linear(hr, params.weight_for(self, "weight_hh", hr.shape[0]), self.bias_hh)  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=1)
         if self.peephole:
             i = i + self.weight_ci * c

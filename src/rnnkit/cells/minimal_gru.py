@@ -53,24 +53,25 @@ class MinimalGRUCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_x x + b_ih for every gate: (..., F) -> (..., kH)."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
 
     def step(self, xp: Tensor, state: tuple[Tensor, Tensor], recurrent_mask: Tensor | None = None):
         """One step from xp (B, kH); recurrent_mask (B, H) drops h_{t-1} inside the recurrent products."""
         h, c = state
         H = self.hidden_size
         hr = h if recurrent_mask is None else h * recurrent_mask
+        w_hh = params.weight_for(self, "weight_hh", h.shape[0])
         if self.reset_gate:
             b_ur = None if self.bias_hh is None else self.bias_hh[: 2 * H]
             b_h = None if self.bias_hh is None else self.bias_hh[2 * H:]
             x_u, x_r, x_h = xp.chunk(3, dim=1)
-            h_u, h_r = F.linear(hr, self.weight_hh[: 2 * H], b_ur).chunk(2, dim=1)
+            h_u, h_r = F.linear(hr, w_hh[: 2 * H], b_ur).chunk(2, dim=1)
             u = torch.sigmoid(x_u + h_u)
             r = torch.sigmoid(x_r + h_r)
-            h = torch.tanh(x_h + F.linear(r * hr, self.weight_hh[2 * H:], b_h))
+            h = torch.tanh(x_h + F.linear(r * hr, w_hh[2 * H:], b_h))
         else:
             x_u, x_h = xp.chunk(2, dim=1)
-            h_u, h_h = F.linear(hr, self.weight_hh, self.bias_hh).chunk(2, dim=1)
+            h_u, h_h = F.linear(hr, w_hh, self.bias_hh).chunk(2, dim=1)
             u = torch.sigmoid(x_u + h_u)
             h = torch.tanh(x_h + h_h)
         c = c + u * (h - c)  # = (1 - u) * c + u * h
