@@ -596,3 +596,8 @@ def test_bf16_with_tbptt_or_stateful_streams(kw):
     trainer.fit()
     assert len([r for r in trainer.history if "grad_norm" in r]) == 4
     assert all(math.isfinite(r["loss"]) for r in trainer.history)
+
+
+def test_empty_training_data_is_an_error_not_a_hang():
+    with pytest.raises(ValueError, match="no batches"):
+        Trainer(tiny.Regressor(), TrainConfig(steps=3, quiet=True), loss_fn=tiny.mse, train_data=tiny.Source()).fit()

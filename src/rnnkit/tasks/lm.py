@@ -110,7 +110,7 @@ def train(task: LMTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool 
     run_config = {"task": f"{task.level}lm", "data": asdict(task), "model": asdict(config)}
     trainer = Trainer(model, cfg, loss_fn=lm_loss, train_data=train_data, valid_data=valid_data,
                       run_dir=out, run_config=run_config, resume=resume, resume_command=resume_command)
-    if not resume:
+    if not resume and trainer.world.is_main:
         checkpoint.atomic_write_json(out / "vocab.json", vocab.to_json())
     result = trainer.fit()
     return {**report(result["loss"], task.level), "step": trainer.step}

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive_int
+from ..train.trainer import resolve_device
 from ..layers import KINDS, RNN, OutputProjection
 
 T_MIN, T_MAX, RESOLUTION = 0.0, 30.0, 0.1  # Géron's range and sampling step
@@ -67,18 +68,6 @@ def build_model(cell: str, hidden_size: int) -> OutputProjection:
     check_positive_int("demo", "hidden", hidden_size)
     cell_kwargs = {"activation": "relu"} if cell == "rnn" else {}
     return OutputProjection(RNN(cell, 1, hidden_size, **cell_kwargs), 1)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is an error."""
-    if name not in DEVICES:
-        raise ValueError(f"demo: expected device in {list(DEVICES)}, got {name!r}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"demo: device 'cuda' requested but torch {torch.__version__} sees no CUDA GPU; "
-                         "use --device cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()

@@ -113,7 +113,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
 def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when torch sees a GPU, else the CPU; asking for a missing device is an error."""
+    if name not in DEVICES:
+        raise ValueError(f"device: expected one of {', '.join(DEVICES)}, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -175,6 +181,7 @@ class Trainer:
         self.last_eval: dict | None = None
         self._interrupted = False
         self._started = time.perf_counter()
+        self._tensorboard = None  # a SummaryWriter once the first record is logged, False without tensorboard
         if resume:
             self._resume()
         else:
@@ -191,6 +198,7 @@ class Trainer:
         self._tokens, self._train_seconds, self._started = 0, 0.0, time.perf_counter()
         try:
             while not self._done():
+                i = -1
                 for i, batch in enumerate(self.train_data.batches(self.epoch)):
                     if i < self.batch_index:
                         continue  # resuming inside an epoch: the source replays it identically
@@ -198,6 +206,8 @@ class Trainer:
                     if self._done():
                         break
                 else:  # the epoch ended
+                    if i < 0:
+                        raise ValueError(f"Trainer: the training data yielded no batches in epoch {self.epoch}")
                     self.epoch, self.batch_index, self.carried = self.epoch + 1, 0, None
                     self._after_update(end_of_epoch=True)
             if self.valid_data is not None and (self.last_eval is None or self.last_eval["step"] != self.step):
@@ -206,6 +216,8 @@ class Trainer:
         finally:
             progress.close()
             self._restore_sigint(previous_handler)
+            if self._tensorboard:
+                self._tensorboard.flush()
         return self.last_eval or (self.history[-1] if self.history else {})
 
     def _train_batch(self, index: int, batch, progress) -> None:
@@ -425,6 +437,13 @@ class Trainer:
             return
         if self.run_dir is not None:
             checkpoint.append_jsonl(self.run_dir / "metrics.jsonl", record)
+            if self._tensorboard is None:
+                self._tensorboard = tensorboard_writer(self.run_dir / "tensorboard") or False
+            if self._tensorboard:
+                split = record.get("split", "train")
+                for key, value in record.items():
+                    if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                        self._tensorboard.add_scalar(f"{split}/{key}", value, record["step"])
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
@@ -494,6 +513,16 @@ class Trainer:
             return TrainingInterrupted(f"interrupted at step {self.step} (no run directory, nothing saved)")
         how = self.resume_command or "resume with the same command and --resume"
         return TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved in {self.run_dir}; {how}")
+
+
+def tensorboard_writer(path):
+    """A TensorBoard SummaryWriter into path when the tensorboard package is installed (the optional
+    extra ``rnnkit[tensorboard]``), else None: metrics.jsonl and loss.png are always written."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(path))
 
 
 def _cpu(state):
