@@ -8,6 +8,7 @@ instead. Usage errors (unknown option, missing argument) keep click's own messag
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import time
 import traceback
@@ -256,7 +257,8 @@ def _run_lm(level: str, o: dict) -> None:
     if not o["quiet"]:
         typer.echo(f"run directory: {out}")
     report = lm.train(task, model, _train_config(o), out, resume=o["resume"], resume_command=command)
-    typer.echo(_lm_report(report))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
+        typer.echo(_lm_report(report))
 
 
 def _train_command(name: str, help: str, options: list[inspect.Parameter], run):
