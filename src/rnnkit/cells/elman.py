@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_state, check_step_input
+from .._checks import check_positive_int
 from . import params
 from .activation import resolve
 
@@ -59,7 +59,7 @@ class ElmanCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_x x + b_ih for any leading shape (..., F) -> (..., H): one GEMM for all time steps."""
-        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
+        return params.project(self, x)
 
     def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
         """One step from the projected input xp (B, H). recurrent_mask (B, H) drops h_{t-1} in W_h h_{t-1}."""
@@ -68,11 +68,7 @@ class ElmanCell(nn.Module):
         return h, h
 
     def forward(self, x: Tensor, state: Tensor | None = None):
-        check_step_input("ElmanCell", x, self.input_size)
-        if state is None:
-            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        check_state("ElmanCell", state, [(x.shape[0], self.hidden_size)], x)
-        return self.step(self.project_input(x), state)
+        return params.checked_step(self, x, state, 1)
 
     def extra_repr(self) -> str:
         act = self.activation or getattr(self.phi, "__name__", "callable")

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_state, check_step_input
+from .._checks import check_positive_int
 from . import params
 
 
@@ -58,7 +58,7 @@ class GRUCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_x x + b_ih for r, z, g: (..., F) -> (..., 3H)."""
-        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
+        return params.project(self, x)
 
     def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
         """One step from xp (B, 3H); recurrent_mask (B, H) drops h_{t-1} inside the recurrent products."""
@@ -82,11 +82,7 @@ class GRUCell(nn.Module):
         return h, h
 
     def forward(self, x: Tensor, state: Tensor | None = None):
-        check_step_input("GRUCell", x, self.input_size)
-        if state is None:
-            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        check_state("GRUCell", state, [(x.shape[0], self.hidden_size)], x)
-        return self.step(self.project_input(x), state)
+        return params.checked_step(self, x, state, 1)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, reset_after={self.reset_after}, bias={self.bias}"

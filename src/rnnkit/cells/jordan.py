@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_state, check_step_input
+from .._checks import check_positive_int
 from . import params
 from .activation import resolve
 
@@ -64,7 +64,7 @@ class JordanCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_h x + b_ih for any leading shape (..., F) -> (..., H)."""
-        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
+        return params.project(self, x)
 
     def step(self, xp: Tensor, y: Tensor, recurrent_mask: Tensor | None = None):
         """One step from xp (B, H); recurrent_mask (B, O) drops y_{t-1} inside U_h y_{t-1}."""
@@ -74,11 +74,7 @@ class JordanCell(nn.Module):
         return y, y
 
     def forward(self, x: Tensor, state: Tensor | None = None):
-        check_step_input("JordanCell", x, self.input_size)
-        if state is None:
-            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        check_state("JordanCell", state, [(x.shape[0], self.output_size)], x)
-        return self.step(self.project_input(x), state)
+        return params.checked_step(self, x, state, 1)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, output_size={self.output_size}, bias={self.bias}"

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_state, check_step_input
+from .._checks import check_positive_int
 from . import params
 
 
@@ -73,7 +73,7 @@ class LSTMCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_x x + b_ih for all four gates: (..., F) -> (..., 4H)."""
-        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
+        return params.project(self, x)
 
     def step(self, xp: Tensor, state: tuple[Tensor, Tensor], recurrent_mask: Tensor | None = None):
         """One step from xp (B, 4H); recurrent_mask (B, H) drops h_{t-1} inside W_h h_{t-1} only."""
@@ -91,12 +91,7 @@ class LSTMCell(nn.Module):
         return h, (h, c)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
-        check_step_input("LSTMCell", x, self.input_size)
-        if state is None:
-            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        B, H = x.shape[0], self.hidden_size
-        check_state("LSTMCell", state, [(B, H), (B, H)], x)
-        return self.step(self.project_input(x), tuple(state))
+        return params.checked_step(self, x, state, 2)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, peephole={self.peephole}, bias={self.bias}"

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_positive_int, check_state, check_step_input
+from .._checks import check_positive_int
 from . import params
 
 
@@ -53,7 +53,7 @@ class MinimalGRUCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_x x + b_ih for every gate: (..., F) -> (..., kH)."""
-        return F.linear(x, params.weight_for(self, "weight_ih", x.shape[0] if x.dim() == 2 else x.numel()), self.bias_ih)
+        return params.project(self, x)
 
     def step(self, xp: Tensor, state: tuple[Tensor, Tensor], recurrent_mask: Tensor | None = None):
         """One step from xp (B, kH); recurrent_mask (B, H) drops h_{t-1} inside the recurrent products."""
@@ -78,12 +78,7 @@ class MinimalGRUCell(nn.Module):
         return c, (h, c)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
-        check_step_input("MinimalGRUCell", x, self.input_size)
-        if state is None:
-            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        B, H = x.shape[0], self.hidden_size
-        check_state("MinimalGRUCell", state, [(B, H), (B, H)], x)
-        return self.step(self.project_input(x), tuple(state))
+        return params.checked_step(self, x, state, 2)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, reset_gate={self.reset_gate}, bias={self.bias}"

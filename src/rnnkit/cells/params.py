@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, check_state, check_step_input
 
 
 def gate_parameters(module: nn.Module, gates: int, input_size: int, hidden_size: int, recurrent_size: int,
@@ -62,3 +62,19 @@ def weight_for(module: nn.Module, name: str, batch_size: int):
     if hit is None or hit[0] != key:
         hit = cache[name] = (key, w.detach().t().contiguous().t())
     return hit[1]
+
+
+def project(module: nn.Module, x):
+    """W_x x + b_ih for any leading shape (..., F) -> (..., kH): one GEMM for all time steps at once."""
+    batch = x.shape[0] if x.dim() == 2 else x.numel()
+    return torch.nn.functional.linear(x, weight_for(module, "weight_ih", batch), module.bias_ih)
+
+
+def checked_step(cell: nn.Module, x, state, count: int):
+    """A cell's forward: check x_t (B, F) and a state of `count` tensors (B, R), then one step."""
+    owner = type(cell).__name__
+    check_step_input(owner, x, cell.input_size)
+    if state is None:
+        state = cell.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+    check_state(owner, state, [(x.shape[0], cell.weight_hh.shape[1])] * count, x)
+    return cell.step(cell.project_input(x), state if count == 1 else tuple(state))
