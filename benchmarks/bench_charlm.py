@@ -172,9 +172,9 @@ def quality(args) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(args.out or tmp) / f"shakespeare-{cell}"
             task = lm.LMTask(data=str(SHAKESPEARE), level="char", seq_len=args.seq_len)
-            cfg = TrainConfig(steps=10**9, max_time=args.minutes * 60, batch_size=args.batch, lr=args.lr,
-                              clip_norm=5.0, eval_every=args.eval_every, stateful=True, seed=0,
-                              precision=args.precision, quiet=True)
+            cfg = TrainConfig(steps=args.max_steps or 10**9, max_time=args.minutes * 60, batch_size=args.batch,
+                              lr=args.lr, schedule=args.schedule, clip_norm=5.0, eval_every=args.eval_every,
+                              stateful=True, seed=0, precision=args.precision, quiet=True)
             model = {"cell": cell, "hidden": args.hidden, "layers": args.layers, "embedding": args.embedding,
                      "dropout": args.dropout}
             t = time.perf_counter()
@@ -188,7 +188,8 @@ def quality(args) -> str:
                   f"ROMEO:{sample}\n", file=sys.stderr)
     lines = [header(f"Tiny Shakespeare char LM, 90/10 split, {args.minutes:g} min budget each: "
                     f"{args.layers}x{args.hidden}, embedding {args.embedding}, dropout {args.dropout}, "
-                    f"B={args.batch}, T={args.seq_len}, Adam lr {args.lr}, {args.precision}"),
+                    f"B={args.batch}, T={args.seq_len}, Adam lr {args.lr}, schedule {args.schedule}"
+                    f"{f' over {args.max_steps} steps' if args.max_steps else ''}, {args.precision}"),
              "| cell | best valid loss (nats/char) | bits/char | steps | minutes |", "|---|---:|---:|---:|---:|"]
     for cell, best, steps, minutes, _ in rows:
         lines.append(f"| {cell} | {best:.4f} | {best / 0.6931471805599453:.3f} | {steps} | {minutes:.1f} |")
@@ -213,6 +214,8 @@ def main():
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--schedule", default="none", help="quality: learning-rate schedule (cosine needs --max-steps)")
+    parser.add_argument("--max-steps", type=int, help="quality: stop after this many steps (the budget still applies)")
     parser.add_argument("--out", help="quality: keep the run directories here")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--markdown", help="also append the table to this file")
