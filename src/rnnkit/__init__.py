@@ -1,5 +1,10 @@
-"""rnnkit: the recurrent architectures of the lectures, correct and fast, on PyTorch."""
-from . import cells, layers
+"""rnnkit: the recurrent architectures of the lectures, correct and fast, on PyTorch.
+
+``rk.cells`` (one time step), ``rk.layers`` (unrolled over padded batches), ``rk.models``,
+``rk.train`` (the loop, losses, run directories), ``rk.decode`` (sampling), ``rk.data``;
+``rnnkit.reference`` is the NumPy check of the gradients (import it explicitly).
+"""
+from . import cells, data, decode, layers, models, train
 
 __version__ = "0.1.0"
-__all__ = ["cells", "layers", "__version__"]
+__all__ = ["cells", "data", "decode", "layers", "models", "train", "__version__"]
