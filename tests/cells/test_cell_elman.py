@@ -1,6 +1,5 @@
 """ElmanCell: shape/dtype contract, hand-written equations, parity with torch.nn.RNNCell, gradcheck,
 recurrent mask, and error messages for bad input."""
-import re
 
 import pytest
 import torch
@@ -9,19 +8,10 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 from rnnkit.cells import ElmanCell
+from cellkit import _raises, fill_deterministic_, params_of
 
 B, FEAT, H = 3, 3, 4
 DT = torch.float64
-
-
-def fill_deterministic_(module):
-    """Fixed parameter values: a linspace per parameter (sorted by name), slope and direction varying."""
-    with torch.no_grad():
-        for k, (name, p) in enumerate(sorted(module.named_parameters())):
-            v = torch.linspace(-0.5, 0.5, p.numel(), dtype=DT) * (1.0 + 0.25 * k)
-            if k % 2:
-                v = v.flip(0)
-            p.copy_(v.reshape(p.shape))
 
 
 def fixed_inputs(batch=2):
@@ -34,10 +24,6 @@ def elman_by_hand(p, x, h, phi, mask=None):
     """h_t = phi(W_x x_t + b_ih + W_h (m * h_{t-1}) + b_hh), written out without the cell."""
     hr = h if mask is None else h * mask
     return phi(x @ p["weight_ih"].T + p["bias_ih"] + hr @ p["weight_hh"].T + p["bias_hh"])
-
-
-def params_of(cell):
-    return {n: p.detach() for n, p in cell.named_parameters()}
 
 
 # --- 1. shape and dtype contract -------------------------------------------------------------
@@ -183,10 +169,6 @@ def test_recurrent_mask():
 
 
 # --- 8. bad input -------------------------------------------------------------------------------
-
-
-def _raises(exc, msg):
-    return pytest.raises(exc, match=re.escape(msg))
 
 
 def test_bad_input_rank_and_features():

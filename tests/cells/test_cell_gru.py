@@ -1,7 +1,6 @@
 """GRUCell: shape/dtype contract, hand-written equations in both forms (reset before / after),
 parity with torch.nn.GRUCell, lecture 003's z <-> 1 - z convention, gradcheck, recurrent mask and
 error messages."""
-import re
 
 import pytest
 import torch
@@ -9,25 +8,12 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 from rnnkit.cells import GRUCell
+from cellkit import _raises, fill_deterministic_, params_of
 
 B, FEAT, H = 3, 3, 4
 DT = torch.float64
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}
 R, Z, G = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H)  # gate rows r, z, g (torch's n)
-
-
-def fill_deterministic_(module):
-    """Fixed parameter values: a linspace per parameter (sorted by name), slope and direction varying."""
-    with torch.no_grad():
-        for k, (name, p) in enumerate(sorted(module.named_parameters())):
-            v = torch.linspace(-0.5, 0.5, p.numel(), dtype=DT) * (1.0 + 0.25 * k)
-            if k % 2:
-                v = v.flip(0)
-            p.copy_(v.reshape(p.shape))
-
-
-def params_of(cell):
-    return {n: p.detach() for n, p in cell.named_parameters()}
 
 
 def gru_by_hand(p, x, h, reset_after, mask=None):
@@ -238,10 +224,6 @@ def test_recurrent_mask(reset_after):
 
 
 # --- 8. bad input -------------------------------------------------------------------------------
-
-
-def _raises(exc, msg):
-    return pytest.raises(exc, match=re.escape(msg))
 
 
 def test_bad_input():

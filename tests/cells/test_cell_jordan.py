@@ -1,6 +1,5 @@
 """JordanCell: the fed-back state is y_{t-1}; shape/dtype contract, hand equations over several steps,
 output activation, gradcheck, recurrent mask and error messages. torch has no Jordan cell."""
-import re
 
 import pytest
 import torch
@@ -9,23 +8,10 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 from rnnkit.cells import JordanCell
+from cellkit import _raises, fill_deterministic_, params_of
 
 B, FEAT, H, O = 3, 3, 4, 2
 DT = torch.float64
-
-
-def fill_deterministic_(module):
-    """Fixed parameter values: a linspace per parameter (sorted by name), slope and direction varying."""
-    with torch.no_grad():
-        for k, (name, p) in enumerate(sorted(module.named_parameters())):
-            v = torch.linspace(-0.5, 0.5, p.numel(), dtype=DT) * (1.0 + 0.25 * k)
-            if k % 2:
-                v = v.flip(0)
-            p.copy_(v.reshape(p.shape))
-
-
-def params_of(cell):
-    return {n: p.detach() for n, p in cell.named_parameters()}
 
 
 def jordan_by_hand(p, x, y_prev, phi_h=torch.tanh, phi_y=torch.tanh, mask=None):
@@ -175,10 +161,6 @@ def test_recurrent_mask():
 
 
 # --- 8. bad input -------------------------------------------------------------------------------
-
-
-def _raises(exc, msg):
-    return pytest.raises(exc, match=re.escape(msg))
 
 
 def test_bad_input():

@@ -1,7 +1,6 @@
 """MinimalGRUCell (lecture 001's simplified GRU): shape/dtype contract, hand-written equations for the
 one-gate and two-gate versions, the memory cell held by a closed update gate, gradcheck, recurrent
 mask and error messages. torch has no such cell."""
-import re
 
 import pytest
 import torch
@@ -9,24 +8,11 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 from rnnkit.cells import MinimalGRUCell
+from cellkit import _raises, fill_deterministic_, params_of
 
 B, FEAT, H = 3, 3, 4
 DT = torch.float64
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}
-
-
-def fill_deterministic_(module):
-    """Fixed parameter values: a linspace per parameter (sorted by name), slope and direction varying."""
-    with torch.no_grad():
-        for k, (name, p) in enumerate(sorted(module.named_parameters())):
-            v = torch.linspace(-0.5, 0.5, p.numel(), dtype=DT) * (1.0 + 0.25 * k)
-            if k % 2:
-                v = v.flip(0)
-            p.copy_(v.reshape(p.shape))
-
-
-def params_of(cell):
-    return {n: p.detach() for n, p in cell.named_parameters()}
 
 
 def minimal_gru_by_hand(p, x, h, c, reset_gate, mask=None):
@@ -204,10 +190,6 @@ def test_recurrent_mask(reset_gate):
 
 
 # --- 8. bad input -------------------------------------------------------------------------------
-
-
-def _raises(exc, msg):
-    return pytest.raises(exc, match=re.escape(msg))
 
 
 def test_bad_input():

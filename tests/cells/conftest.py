@@ -1,0 +1,5 @@
+"""Cell tests: import path for their shared helpers (cellkit.py) under --import-mode=importlib."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
