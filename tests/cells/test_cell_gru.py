@@ -4,11 +4,9 @@ error messages."""
 
 import pytest
 import torch
-from torch.autograd import gradcheck
-from torch.func import functional_call
 
 from rnnkit.cells import GRUCell
-from cellkit import _raises, fill_deterministic_, params_of
+from cellkit import _raises, fill_deterministic_, gradcheck_cell, params_of
 
 B, FEAT, H = 3, 3, 4
 DT = torch.float64
@@ -187,15 +185,7 @@ def test_lecture003_convention_by_negating_z_rows(reset_after):
 def test_gradcheck_with_parameters(reset_after, bias):
     torch.manual_seed(4)
     cell = GRUCell(FEAT, H, reset_after=reset_after, bias=bias, dtype=DT)
-    names = [n for n, _ in cell.named_parameters()]
-    params = tuple(p.detach().clone().requires_grad_() for _, p in cell.named_parameters())
-    x = torch.randn(2, FEAT, dtype=DT, requires_grad=True)
-    h = torch.randn(2, H, dtype=DT, requires_grad=True)
-
-    def f(x, h, *ps):
-        return functional_call(cell, dict(zip(names, ps)), (x, h))
-
-    assert gradcheck(f, (x, h, *params))
+    assert gradcheck_cell(cell)
 
 
 # --- 7. recurrent mask ----------------------------------------------------------------------------

@@ -4,11 +4,9 @@ output activation, gradcheck, recurrent mask and error messages. torch has no Jo
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.autograd import gradcheck
-from torch.func import functional_call
 
 from rnnkit.cells import JordanCell
-from cellkit import _raises, fill_deterministic_, params_of
+from cellkit import _raises, fill_deterministic_, gradcheck_cell, params_of
 
 B, FEAT, H, O = 3, 3, 4, 2
 DT = torch.float64
@@ -130,15 +128,7 @@ def test_fixed_numeric_answer():
 def test_gradcheck_with_parameters(out, act, out_act):
     torch.manual_seed(3)
     cell = JordanCell(FEAT, H, out, activation=act, output_activation=out_act, dtype=DT)
-    names = [n for n, _ in cell.named_parameters()]
-    params = tuple(p.detach().clone().requires_grad_() for _, p in cell.named_parameters())
-    x = torch.randn(2, FEAT, dtype=DT, requires_grad=True)
-    s = torch.randn(2, out, dtype=DT, requires_grad=True)
-
-    def f(x, s, *ps):
-        return functional_call(cell, dict(zip(names, ps)), (x, s))
-
-    assert gradcheck(f, (x, s, *params))
+    assert gradcheck_cell(cell)
 
 
 # --- 7. recurrent mask: y_{t-1} is masked ------------------------------------------------------

@@ -4,11 +4,9 @@ import re
 
 import pytest
 import torch
-from torch.autograd import gradcheck
-from torch.func import functional_call
 
 from rnnkit.cells import LSTMCell
-from cellkit import _raises, fill_deterministic_, params_of
+from cellkit import _raises, fill_deterministic_, gradcheck_cell, params_of
 
 B, FEAT, H = 3, 3, 4
 DT = torch.float64
@@ -219,17 +217,7 @@ def test_parity_with_torch_lstmcell(direction):
 def test_gradcheck_with_parameters(peephole, bias):
     torch.manual_seed(2)
     cell = LSTMCell(FEAT, H, peephole=peephole, bias=bias, dtype=DT)
-    names = [n for n, _ in cell.named_parameters()]
-    params = tuple(p.detach().clone().requires_grad_() for _, p in cell.named_parameters())
-    x = torch.randn(2, FEAT, dtype=DT, requires_grad=True)
-    h = torch.randn(2, H, dtype=DT, requires_grad=True)
-    c = torch.randn(2, H, dtype=DT, requires_grad=True)
-
-    def f(x, h, c, *ps):
-        y, (h1, c1) = functional_call(cell, dict(zip(names, ps)), (x, (h, c)))
-        return y, h1, c1
-
-    assert gradcheck(f, (x, h, c, *params))
+    assert gradcheck_cell(cell)
 
 
 # --- 7. recurrent mask ----------------------------------------------------------------------------
