@@ -58,19 +58,8 @@ TARGET = 0.95  # rnnkit's fused path vs the raw torch kernel
 # Models under test: each is an nn.Module whose forward(x) returns outputs (B, T, H).
 # --------------------------------------------------------------------------------------------------
 
-class TorchRNN(nn.Module):
-    """A raw torch nn.LSTM / nn.GRU, returning only its outputs."""
-
-    def __init__(self, rnn: nn.Module):
-        super().__init__()
-        self.rnn = rnn
-
-    def forward(self, x):
-        return self.rnn(x)[0]
-
-
-class RnnkitRNN(nn.Module):
-    """An rnnkit RNN, returning only its outputs."""
+class Outputs(nn.Module):
+    """A recurrent layer (torch's nn.LSTM/nn.GRU or rnnkit's RNN) returning only its outputs."""
 
     def __init__(self, rnn: nn.Module):
         super().__init__()
@@ -112,18 +101,18 @@ class Entry:
 
 def build_entries(F_: int, H: int) -> list[Entry]:
     return [
-        Entry("torch-lstm", "LSTM", "torch.nn.LSTM (baseline)", TorchRNN(nn.LSTM(F_, H, batch_first=True))),
-        Entry("rk-lstm", "LSTM", 'rk RNN("lstm"), fused kernel', RnnkitRNN(rk.layers.RNN("lstm", F_, H)),
+        Entry("torch-lstm", "LSTM", "torch.nn.LSTM (baseline)", Outputs(nn.LSTM(F_, H, batch_first=True))),
+        Entry("rk-lstm", "LSTM", 'rk RNN("lstm"), fused kernel', Outputs(rk.layers.RNN("lstm", F_, H)),
               ["torch-lstm"], TARGET),
-        Entry("torch-gru", "GRU", "torch.nn.GRU (baseline)", TorchRNN(nn.GRU(F_, H, batch_first=True))),
-        Entry("rk-gru", "GRU", 'rk RNN("gru"), fused kernel', RnnkitRNN(rk.layers.RNN("gru", F_, H)),
+        Entry("torch-gru", "GRU", "torch.nn.GRU (baseline)", Outputs(nn.GRU(F_, H, batch_first=True))),
+        Entry("rk-gru", "GRU", 'rk RNN("gru"), fused kernel', Outputs(rk.layers.RNN("gru", F_, H)),
               ["torch-gru"], TARGET),
         Entry("rk-lstm-explicit", "LSTM", 'rk RNN("lstm", fused=False), explicit loop',
-              RnnkitRNN(rk.layers.RNN("lstm", F_, H, fused=False)), ["torch-lstm"]),
+              Outputs(rk.layers.RNN("lstm", F_, H, fused=False)), ["torch-lstm"]),
         Entry("rk-peephole", "peephole LSTM", 'rk RNN("peephole"), explicit loop',
-              RnnkitRNN(rk.layers.RNN("peephole", F_, H)), ["torch-lstm"]),
+              Outputs(rk.layers.RNN("peephole", F_, H)), ["torch-lstm"]),
         Entry("rk-gru-cho", "GRU (Cho, reset-before)", 'rk RNN("gru-cho"), explicit loop',
-              RnnkitRNN(rk.layers.RNN("gru-cho", F_, H)), ["torch-lstm", "torch-gru"]),
+              Outputs(rk.layers.RNN("gru-cho", F_, H)), ["torch-lstm", "torch-gru"]),
         Entry("lstmcell-loop", "LSTM", "Python loop of torch.nn.LSTMCell", LSTMCellLoop(F_, H), ["torch-lstm"]),
     ]
 
