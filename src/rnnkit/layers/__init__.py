@@ -1,9 +1,10 @@
 """Layers: unroll cells over padded batches with lengths; stack them, run them both ways, project them."""
 from .bidirectional import Bidirectional
+from .encoder import ENCODERS, make_encoder
 from .projection import OutputProjection
 from .recurrent import Recurrent
 from .rnn import KINDS, RNN, make_cell
 from .stacked import Stacked
 from .state import detach_state
 
-__all__ = ["Bidirectional", "KINDS", "OutputProjection", "RNN", "Recurrent", "Stacked", "detach_state", "make_cell"]
+__all__ = ["Bidirectional", "ENCODERS", "KINDS", "OutputProjection", "RNN", "Recurrent", "Stacked", "detach_state", "make_cell", "make_encoder"]
