@@ -222,6 +222,10 @@ LM_OPTIONS = [
     _option("errors", "strict", str, "Invalid UTF-8: strict (error naming the byte offset) or replace."),
 ]
 
+CHAR_OPTIONS = [
+    _option("spaced", False, bool, "Every character is followed by a space, as in Mikolov's char-level PTB."),
+]
+
 WORD_OPTIONS = [
     _option("min_freq", 1, int, "Words seen fewer times become <unk>."),
     _option("max_words", None, Optional[int], "Vocabulary cap (most frequent words)."),
@@ -251,7 +255,7 @@ def _run_lm(level: str, o: dict) -> None:
                      valid_data=o["valid_data"] and str(o["valid_data"].resolve()),
                      split=(o["split"], round(1 - o["split"], 12)), seq_len=o["seq_len"], errors=o["errors"],
                      min_freq=o.get("min_freq", 1), max_words=o.get("max_words"),
-                     pretrained=o.get("pretrained") and str(o["pretrained"].resolve()))
+                     pretrained=o.get("pretrained") and str(o["pretrained"].resolve()), spaced=o.get("spaced", False))
     model = {k: o[k] for k in ("cell", "layers", "hidden", "embedding", "dropout", "recurrent_dropout", "tie_weights")}
     command = " ".join(["rnnkit", "train", f"{level}lm", "--data", str(o["data"]), "--out", str(out), "--resume"])
     if not o["quiet"]:
@@ -270,7 +274,7 @@ def _train_command(name: str, help: str, options: list[inspect.Parameter], run):
     train_app.command(name)(command)
 
 
-_train_command("charlm", "Character-level language model (char-rnn, lectures 001-003).", LM_OPTIONS,
+_train_command("charlm", "Character-level language model (char-rnn, lectures 001-003).", LM_OPTIONS + CHAR_OPTIONS,
                lambda o: _run_lm("char", o))
 _train_command("wordlm", "Word-level language model (PTB style: <unk>, <eos>).", LM_OPTIONS + WORD_OPTIONS,
                lambda o: _run_lm("word", o))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from rnnkit.data.text import read_text, split_contiguous, words
+from rnnkit.data.text import read_text, split_contiguous, unspace, words
 from rnnkit.data.vocab import EOS
 
 
@@ -148,3 +148,21 @@ def test_words_eos_after_every_nonempty_line():
 
 def test_words_of_blank_text_is_empty():
     assert words("\n \n\t\n") == []
+
+
+# ----- unspace (Mikolov's char-level PTB) ---------------------------------------------------------
+
+def test_unspace_keeps_every_character_including_line_breaks():
+    assert unspace("a _ c a t \n t h e \n ") == "a_cat\nthe\n"
+    assert unspace("a _ b") == "a_b"  # no trailing space after the last character is fine
+    assert unspace("  x ") == " x"  # a space can be a symbol too
+
+
+def test_unspace_names_the_offset_of_a_missing_space():
+    with pytest.raises(ValueError, match=r"corpus.txt: expected a space after every character .* got 'b' at character offset 3"):
+        unspace("a _b c ", "corpus.txt")
+
+
+@given(st.text(min_size=1, max_size=50))
+def test_unspace_inverts_spacing(text):
+    assert unspace("".join(c + " " for c in text)) == text

@@ -242,6 +242,24 @@ def test_evaluate_run_from_another_directory(shakespeare, tmp_path, monkeypatch)
     cli("evaluate", tmp_path / "run")
 
 
+def test_charlm_on_spaced_char_ptb_trains_and_evaluates(tmp_path):
+    """Mikolov's char PTB ('c o n s u m e r s _ m a y \\n '): --spaced drops the separating spaces, the
+    vocabulary is PTB's 50 symbols (with '_' and the line break), and evaluate --data reads the same way."""
+    text = need(PTB / "ptb.char.valid.txt").read_text()
+    train, valid = tmp_path / "train.txt", tmp_path / "valid.txt"
+    train.write_text(text[:40_000])  # cut at even offsets: a symbol, then its space
+    valid.write_text(text[40_000:46_000])
+    run = tmp_path / "run"
+    cli("train", "charlm", "--data", train, "--valid-data", valid, "--spaced", "--out", run, "--steps", 2, *TINY)
+    tokens = json.loads((run / "vocab.json").read_text())["tokens"]
+    assert " " not in tokens and "_" in tokens and "\n" in tokens and len(tokens) <= 50
+    assert json.loads((run / "config.json").read_text())["data"]["spaced"] is True
+    assert report_of(cli("evaluate", run, "--data", valid).stdout) == report_of(cli("evaluate", run).stdout)
+    unspaced = tmp_path / "unspaced.txt"
+    unspaced.write_text("consumers_may\n")
+    one_line_error(cli("evaluate", run, "--data", unspaced, ok=False), "expected a space after every character")
+
+
 # ----- wordlm -------------------------------------------------------------------------------------
 
 def test_train_wordlm_on_ptb(word_run, ptb):

@@ -35,6 +35,18 @@ def read_text(path, *, errors: str = "strict") -> str:
     return text
 
 
+def unspace(text: str, source="text") -> str:
+    """The characters of a file that writes each one followed by a single space, as Mikolov's char-level
+    Penn Treebank does (``"a _ c a t \\n "``: ``_`` separates words, the line break is a symbol too):
+    the characters at even offsets. Anything but a space at an odd offset is an error naming it."""
+    gaps = text[1::2]
+    if gaps.count(" ") != len(gaps):
+        offset = 2 * next(i for i, c in enumerate(gaps) if c != " ") + 1
+        raise ValueError(f"{source}: expected a space after every character (spaced format), got {text[offset]!r} "
+                         f"at character offset {offset}: {text[max(0, offset - 10):offset + 10]!r}")
+    return text[0::2]
+
+
 def split_contiguous(seq, fractions: tuple[float, ...]):
     """Cut seq into consecutive parts of the given fractions (the last takes the remainder), e.g.
     (0.9, 0.1) is char-rnn/nanoGPT's train/valid split. No shuffling: text is not i.i.d."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..data import StreamBatches
-from ..data.text import read_text, split_contiguous, words
+from ..data.text import read_text, split_contiguous, unspace, words
 from ..data.vocab import Vocab
 from ..decode.sample import generate
 from ..models.lm import LanguageModel, LMConfig
@@ -38,10 +38,13 @@ class LMTask:
     min_freq: int = 1  # word level: drop rarer words to <unk>
     max_words: int | None = None  # word level: vocabulary cap
     pretrained: str | None = None  # word level: word2vec/GloVe text file for the embedding
+    spaced: bool = False  # char level: every character is followed by a space (Mikolov's char PTB)
 
     def __post_init__(self):
         if self.level not in ("char", "word"):
             raise ValueError(f"LMTask: expected level 'char' or 'word', got {self.level!r}")
+        if self.spaced and self.level != "char":
+            raise ValueError("LMTask: spaced files are a char-level format; got spaced=True with level 'word'")
         if self.seq_len < 1:
             raise ValueError(f"LMTask: expected seq_len >= 1, got {self.seq_len}")
 
@@ -50,11 +53,17 @@ def tokens_of(text: str, level: str) -> list[str]:
     return list(text) if level == "char" else words(text)
 
 
+def read_corpus(path, *, errors: str = "strict", spaced: bool = False) -> str:
+    """A text file as the model sees it: ``read_text``, then ``unspace`` for spaced files."""
+    text = read_text(path, errors=errors)
+    return unspace(text, path) if spaced else text
+
+
 def prepare(task: LMTask, vocab: Vocab | None = None) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
     """Vocabulary (built from the text unless given, e.g. when resuming) and the train / valid id streams."""
-    text = read_text(task.data, errors=task.errors)
+    text = read_corpus(task.data, errors=task.errors, spaced=task.spaced)
     if task.valid_data:
-        train_text, valid_text = text, read_text(task.valid_data, errors=task.errors)
+        train_text, valid_text = text, read_corpus(task.valid_data, errors=task.errors, spaced=task.spaced)
     else:
         train_text, valid_text = split_contiguous(text, task.split)
     train_tokens, valid_tokens = tokens_of(train_text, task.level), tokens_of(valid_text, task.level)
@@ -148,7 +157,8 @@ def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="c
         task = LMTask(**{k: tuple(v) if k == "split" else v for k, v in config["data"].items()})
         _, _, ids = prepare(task, vocab)
     else:
-        ids = vocab.encode(tokens_of(read_text(data, errors=config["data"]["errors"]), level))
+        text = read_corpus(data, errors=config["data"]["errors"], spaced=config["data"].get("spaced", False))
+        ids = vocab.encode(tokens_of(text, level))
         if len(ids) < 2:
             raise ValueError(f"{data}: too short to evaluate ({len(ids)} token)")
     result = evaluate(model, stream_source(ids, batch_size, seq_len), lm_loss, device=device, stateful=True)
