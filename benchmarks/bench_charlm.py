@@ -7,10 +7,14 @@
            (one `model.step` per character through the cells) vs calling nn.LSTM once per character.
   quality  Tiny Shakespeare, contiguous 90/10 split: train for a time budget and report the best
            validation loss (nats/char) per cell.
+  ptb      Mikolov's char-level Penn Treebank (standard train/valid/test files, `--spaced`): LSTM, GRU and
+           Elman RNN of about 3.3M parameters each, a time budget each, test bits per character beside
+           Bai et al. (2018)'s published 1.36 / 1.37 / 1.48.
 
     python benchmarks/bench_charlm.py speed
     python benchmarks/bench_charlm.py latency
     python benchmarks/bench_charlm.py quality --minutes 15 --cells lstm gru
+    python benchmarks/bench_charlm.py ptb --minutes 6 --cells lstm:512:500 gru:592:500 rnn:1024:700
 
 Data: ../shared/data/tinyshakespeare/input.txt (never the network).
 """
@@ -39,6 +43,8 @@ from rnnkit.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+PTB = ROOT.parent / "shared" / "data" / "ptb"
+PUBLISHED_PTB_BPC = {"lstm": 1.36, "gru": 1.37, "rnn": 1.48}  # Bai, Kolter & Koltun 2018, Table 1 (char PTB)
 
 
 def header(title: str) -> str:
@@ -197,9 +203,43 @@ def quality(args) -> str:
     return "\n".join(lines)
 
 
+def ptb(args) -> str:
+    """Each --cells entry is KIND:HIDDEN:STEPS (cosine to 0 over STEPS; the minutes budget still applies)."""
+    rows = []
+    for spec in args.cells:
+        cell, hidden, steps = spec.split(":")
+        hidden, steps = int(hidden), int(steps)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(args.out or tmp) / f"ptb-{cell}"
+            task = lm.LMTask(data=str(PTB / "ptb.char.train.txt.gz"), valid_data=str(PTB / "ptb.char.valid.txt"),
+                             level="char", seq_len=args.seq_len, spaced=True)
+            cfg = TrainConfig(steps=steps, max_time=args.minutes * 60, batch_size=args.batch, lr=args.lr,
+                              schedule="cosine", clip_norm=5.0, eval_every=max(1, steps // 2), stateful=True, seed=0,
+                              precision=args.precision, quiet=True)
+            model = {"cell": cell, "hidden": hidden, "layers": args.layers, "embedding": args.embedding,
+                     "dropout": args.dropout}
+            t = time.perf_counter()
+            report = lm.train(task, model, cfg, out)
+            minutes = (time.perf_counter() - t) / 60
+            params = sum(p.numel() for p in lm.load(out)[0].parameters())
+            test = lm.evaluate_run(out, data=PTB / "ptb.char.test.txt")
+            rows.append((cell, hidden, params, report["step"], minutes, test["bits_per_char"]))
+            print(f"{cell}: test {test['bits_per_char']:.3f} bpc after {report['step']} steps ({minutes:.1f} min)",
+                  file=sys.stderr)
+    lines = [header(f"char-level PTB (Mikolov's files), {args.minutes:g} min budget each: {args.layers} layers, "
+                    f"embedding {args.embedding}, dropout {args.dropout}, B={args.batch}, T={args.seq_len}, "
+                    f"Adam lr {args.lr}, cosine, {args.precision}"),
+             "| cell | hidden | parameters | steps | minutes | test bits/char | published (Bai et al. 2018) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for cell, hidden, params, steps, minutes, bpc in rows:
+        lines.append(f"| {cell} | {hidden} | {params / 1e6:.2f}M | {steps} | {minutes:.1f} | {bpc:.3f} "
+                     f"| {PUBLISHED_PTB_BPC.get(cell, '—')} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["speed", "latency", "quality"])
+    parser.add_argument("part", choices=["speed", "latency", "quality", "ptb"])
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--embedding", type=int, default=64)
@@ -209,7 +249,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--chars", type=int, default=500, help="latency: characters per round")
     parser.add_argument("--minutes", type=float, default=15.0, help="quality: budget per cell")
-    parser.add_argument("--cells", nargs="+", default=["lstm"])
+    parser.add_argument("--cells", nargs="+", default=["lstm"], help="quality: kinds; ptb: KIND:HIDDEN:STEPS")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--eval-every", type=int, default=500)
@@ -224,7 +264,7 @@ def main():
         torch.set_num_threads(args.threads)
     if not SHAKESPEARE.exists():
         sys.exit(f"bench_charlm: {SHAKESPEARE} is missing (the shared data sets sit beside the repository)")
-    text = {"speed": speed, "latency": latency, "quality": quality}[args.part](args)
+    text = {"speed": speed, "latency": latency, "quality": quality, "ptb": ptb}[args.part](args)
     print(text)
     if args.markdown:
         with open(args.markdown, "a") as f:
