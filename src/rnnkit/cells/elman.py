@@ -64,7 +64,11 @@ class ElmanCell(nn.Module):
     def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
         """One step from the projected input xp (B, H). recurrent_mask (B, H) drops h_{t-1} in W_h h_{t-1}."""
         hr = h if recurrent_mask is None else h * recurrent_mask
-        h = self.phi(xp + F.linear(hr, params.weight_for(self, "weight_hh", hr.shape[0]), self.bias_hh))
+        return self.update(xp + F.linear(hr, params.weight_for(self, "weight_hh", hr.shape[0]), self.bias_hh), h)
+
+    def update(self, a: Tensor, h: Tensor):
+        """The pointwise rest of a step: a (B, H) = W_x x_t + W_h h_{t-1} + b -> (h_t, h_t)."""
+        h = self.phi(a)
         return h, h
 
     def forward(self, x: Tensor, state: Tensor | None = None):

@@ -79,7 +79,11 @@ class LSTMCell(nn.Module):
         """One step from xp (B, 4H); recurrent_mask (B, H) drops h_{t-1} inside W_h h_{t-1} only."""
         h, c = state
         hr = h if recurrent_mask is None else h * recurrent_mask
-        gates = xp + F.linear(hr, params.weight_for(self, "weight_hh", hr.shape[0]), self.bias_hh)  # (B, 4H)
+        return self.update(xp + F.linear(hr, params.weight_for(self, "weight_hh", hr.shape[0]), self.bias_hh), state)
+
+    def update(self, gates: Tensor, state: tuple[Tensor, Tensor]):
+        """The pointwise rest of a step: gates (B, 4H) = W_x x_t + W_h h_{t-1} + b -> (h_t, (h_t, c_t))."""
+        c = state[1]
         i, f, g, o = gates.chunk(4, dim=1)
         if self.peephole:
             i = i + self.weight_ci * c

@@ -64,6 +64,30 @@ def weight_for(module: nn.Module, name: str, batch_size: int):
     return hit[1]
 
 
+def small_inference(module: nn.Module, batch_size: int) -> bool:
+    """True for a batch of at most SMALL_BATCH rows outside autograd: stepping for generation or decoding."""
+    return batch_size <= SMALL_BATCH and not (torch.is_grad_enabled() and module.weight_hh.requires_grad)
+
+
+def joint_gates(module: nn.Module, x, h):
+    """W_x x + b_ih + W_h h + b_hh as one product: [x, h] (B, F+R) @ [W_x; W_h]^T (F+R, kH) + (b_ih + b_hh).
+
+    For small batches outside autograd (generation): one matrix-vector product instead of two, over a cached
+    row-major (F+R, kH) copy of the stacked weights, which this CPU streams fastest (see ``weight_for``). The
+    copy is rebuilt whenever a weight or bias changes (version counters, storage, dtype).
+    """
+    parts = [module.weight_ih, module.weight_hh, module.bias_ih, module.bias_hh]
+    key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parts if p is not None)
+    hit = module.__dict__.get("_joint")
+    if hit is None or hit[0] != key:
+        with torch.no_grad():
+            weight = torch.cat([module.weight_ih, module.weight_hh], dim=1).t().contiguous()
+            bias = None if module.bias_ih is None else module.bias_ih + module.bias_hh
+        hit = module.__dict__["_joint"] = (key, weight, bias)
+    xh = torch.cat([x, h], dim=1)
+    return xh @ hit[1] if hit[2] is None else torch.addmm(hit[2], xh, hit[1])
+
+
 def project(module: nn.Module, x):
     """W_x x + b_ih for any leading shape (..., F) -> (..., kH): one GEMM for all time steps at once."""
     batch = x.shape[0] if x.dim() == 2 else x.numel()
@@ -77,4 +101,7 @@ def checked_step(cell: nn.Module, x, state, count: int):
     if state is None:
         state = cell.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
     check_state(owner, state, [(x.shape[0], cell.weight_hh.shape[1])] * count, x)
-    return cell.step(cell.project_input(x), state if count == 1 else tuple(state))
+    state = state if count == 1 else tuple(state)
+    if hasattr(cell, "update") and small_inference(cell, x.shape[0]):  # generation: one product per step
+        return cell.update(joint_gates(cell, x, state if count == 1 else state[0]), state)
+    return cell.step(cell.project_input(x), state)
