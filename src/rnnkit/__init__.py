@@ -1,10 +1,11 @@
 """rnnkit: the recurrent architectures of the lectures, correct and fast, on PyTorch.
 
 ``rk.cells`` (one time step), ``rk.layers`` (unrolled over padded batches), ``rk.models``,
-``rk.train`` (the loop, losses, run directories), ``rk.decode`` (sampling), ``rk.data``;
+``rk.train`` (the loop, losses, run directories), ``rk.decode`` (sampling, beam search), ``rk.data``,
+``rk.attention`` (Bahdanau, Luong, local, hard);
 ``rnnkit.reference`` is the NumPy check of the gradients (import it explicitly).
 """
-from . import cells, data, decode, layers, models, train
+from . import attention, cells, data, decode, layers, models, train
 
 __version__ = "0.1.0"
-__all__ = ["cells", "data", "decode", "layers", "models", "train", "__version__"]
+__all__ = ["attention", "cells", "data", "decode", "layers", "models", "train", "__version__"]

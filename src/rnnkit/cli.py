@@ -7,6 +7,7 @@ instead. Usage errors (unknown option, missing argument) keep click's own messag
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import sys
@@ -19,10 +20,11 @@ import typer
 
 from . import __version__
 from .tasks import lm
+from .tasks import classify as classify_task, seqmnist
 from .data.download import DATASETS, download
 from .train import TrainConfig, TrainingInterrupted, checkpoint
 from .tasks.series import DemoConfig, SERIES, resolve_device, run_demo
-from .layers import KINDS
+from .layers import ENCODERS, KINDS
 
 DEBUG_FLAG = "--debug"
 
@@ -211,7 +213,8 @@ COMMON_OPTIONS = [
 LM_OPTIONS = [
     _option("valid_data", None, Optional[Path], "Validation text (default: the last --split of --data)."),
     _option("split", 0.9, float, "Fraction of --data used for training when there is no --valid-data."),
-    _option("cell", "lstm", str, f"Recurrent cell: {', '.join(KINDS)}."),
+    _option("cell", "lstm", str, f"Recurrent cell: {', '.join(KINDS)}; or tcn (Bai et al.'s TCN, --hidden channels, "
+            "--layers blocks)."),
     _option("layers", 2, int, "Recurrent layers."),
     _option("hidden", 256, int, "Hidden units per layer."),
     _option("embedding", 0, int, "Embedding size (0: one-hot inputs, as lecture 001)."),
@@ -280,6 +283,425 @@ _train_command("wordlm", "Word-level language model (PTB style: <unk>, <eos>).",
                lambda o: _run_lm("word", o))
 
 
+# ----- classification: rnnkit train classify / seqmnist, rnnkit classify ---------------------------------
+
+CLASSIFIER_OPTIONS = [
+    _option("hidden", 128, int, "Units per direction (RNN) or channels (TCN, conv)."),
+    _option("layers", 1, int, "Recurrent layers (TCN: residual blocks)."),
+    _option("bidirectional", False, bool, "Read each sequence both ways (recurrent models)."),
+    _option("pooling", "last", str, "Sequence -> vector: last (the final state), mean, max or attention."),
+    _option("dropout", 0.0, float, "Dropout between layers and before the dense layer."),
+    _option("recurrent_dropout", 0.0, float, "Variational dropout on h(t-1) inside the recurrence."),
+    _option("kernel_size", None, Optional[int], "Convolution width: TCN (default 3), conv (default 7)."),
+]
+
+CLASSIFY_OPTIONS = [
+    _option("model", "lstm", str, f"Sequence model: {', '.join(classify_task.MODELS)} (conv: lecture 003's 1D ConvNet)."),
+    _option("embedding", 128, int, "Word embedding size."),
+    _option("max_words", 20_000, int, "Vocabulary size (most frequent training words, <pad> and <unk> included)."),
+    _option("max_len", 100, int, "Tokens per text; longer texts are cut to it, and counted."),
+    _option("valid_data", None, Optional[Path], "text<TAB>label validation file (default: 10% of --data)."),
+    _option("test_data", None, Optional[Path], "text<TAB>label test file."),
+    _option("labels", None, Optional[str], "text<TAB>label files: the classes in id order, comma-separated."),
+    _option("fine_grained", False, bool, "SST: five classes (SST-5) instead of SST-2."),
+    _option("phrases", False, bool, "SST: train on every labelled phrase of the training trees."),
+    _option("fold", 0, int, "RT polarity: the test fold of 10-fold cross-validation (0: the fixed 90/10 split)."),
+]
+
+SEQMNIST_OPTIONS = [
+    _option("model", "lstm", str, f"Sequence model: {', '.join(ENCODERS)}."),
+    _option("mode", "row", str, "row (28 steps of 28), pixel (784 x 1) or permuted (pixels in a fixed order)."),
+    _option("permutation_seed", 0, int, "permuted: the seed of the fixed pixel order."),
+]
+
+
+def _classifier_options(o: dict) -> dict:
+    return {k: o[k] for k in ("model", "hidden", "layers", "bidirectional", "pooling", "dropout", "recurrent_dropout",
+                              "kernel_size")}
+
+
+def _classifier_run(task: str, o: dict) -> tuple[Path, TrainConfig, str]:
+    """The run directory, the training config (no carried state) and the resume command of a classifier."""
+    if o["resume"] and o["out"] is None:
+        raise ValueError("--resume needs --out RUN_DIR")
+    out = o["out"] or _default_out(task)
+    command = " ".join(["rnnkit", "train", task, *(["--data", str(o["data"])] if o["data"] else []), "--out",
+                        str(out), "--resume"])
+    if not o["quiet"]:
+        typer.echo(f"run directory: {out}")
+    return out, dataclasses.replace(_train_config(o), stateful=False), command
+
+
+def _run_classify(o: dict) -> None:
+    if o["data"] is None:
+        raise ValueError("train classify: --data is required (an SST or RT polarity directory, or a text<TAB>label file)")
+    labels = None if o["labels"] is None else [name.strip() for name in o["labels"].split(",")]
+    resolved = {k: o[k] and str(o[k].resolve()) for k in ("data", "valid_data", "test_data")}
+    task = classify_task.ClassifyTask(**resolved, labels=labels, fine_grained=o["fine_grained"],
+                                      phrases=o["phrases"], fold=o["fold"], max_words=o["max_words"],
+                                      max_len=o["max_len"])
+    out, cfg, command = _classifier_run("classify", o)
+    result = classify_task.train(task, {**_classifier_options(o), "embedding": o["embedding"]}, cfg, out,
+                                 resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    data = result["data"]
+    typer.echo("data: " + ", ".join(f"{name} {d['examples']:,}" for name, d in data.items())
+               + f" texts; vocabulary {result['vocabulary']:,} words")
+    _classifier_reports(result, out)
+
+
+def _run_seqmnist(o: dict) -> None:
+    task = seqmnist.SeqMNISTTask(data=o["data"] and str(o["data"].resolve()), mode=o["mode"],
+                                 permutation_seed=o["permutation_seed"])
+    out, cfg, command = _classifier_run("seqmnist", o)
+    result = seqmnist.train(task, _classifier_options(o), cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    d, source = result["data"]["train"], "MNIST" if o["data"] else "scikit-learn's 8x8 digits"
+    typer.echo(f"data: {source}, {o['mode']} mode: sequences of "
+               f"{d['steps']} steps x {d['features']} features; "
+               + ", ".join(f"{name} {s['examples']:,}" for name, s in result["data"].items()))
+    _classifier_reports(result, out)
+
+
+def _classifier_reports(result: dict, out: Path) -> None:
+    from .train.metrics import format_confusion, format_report
+
+    best = f"step {result['best_step']} of {result['step']}" if result["best_step"] else f"step {result['step']}"
+    typer.echo(f"the model with the lowest validation loss ({best}):")
+    for name in ("valid", "test"):
+        report = result[name]
+        if report is None:
+            continue
+        top3 = f", top-3 accuracy {report['top_3_accuracy']:.4f}" if "top_3_accuracy" in report else ""
+        typer.echo(f"  {name}: accuracy {report['accuracy']:.4f}{top3}, macro F1 {report['macro_f1']:.4f}")
+    final = result["test"] or result["valid"]
+    names = [r["class"] for r in final["per_class"]]
+    typer.echo(f"\n{final['split']} set:\n{format_report(final)}\n\nconfusion matrix (rows: true, columns: "
+               f"predicted):\n{format_confusion(final['confusion_matrix'], names)}")
+    typer.echo(f"\nconfusion matrix: {out / ('confusion_' + final['split'] + '.png')}")
+
+
+_train_command("classify", "Sentiment / text classification (lectures 002-004). --data: an SST directory "
+               "(train.txt, dev.txt, test.txt trees), an RT polarity directory (rt-polarity.pos, .neg) or a "
+               "text<TAB>label file.", CLASSIFIER_OPTIONS + CLASSIFY_OPTIONS, _run_classify)
+_train_command("seqmnist", "Sequential MNIST: row (28 x 28), pixel (784 x 1) or permuted pixel (lecture 000). "
+               "--data DIR: MNIST's IDX files (raw or .gz); without it, scikit-learn's bundled 8x8 digits.",
+               CLASSIFIER_OPTIONS + SEQMNIST_OPTIONS, _run_seqmnist)
+
+
+@app.command("classify")
+def classify_text(
+    run_dir: Path = typer.Argument(..., help="A `rnnkit train classify` run directory."),
+    text: str = typer.Argument(..., help="The text to classify, or - to classify each line of standard input."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Print the predicted label and its probability (tab-separated), one line per text."""
+    if text == "-":
+        texts = sys.stdin.read().splitlines()
+        where = [f"stdin line {n}" for n in range(1, len(texts) + 1)]
+    else:
+        texts, where = [text], ["the text argument"]
+    result = classify_task.predict(run_dir, texts, device=device, where=where)
+    if result["truncated"]:
+        max_len = result["max_len"]
+        typer.echo(f"rnnkit: warning: {result['truncated']} text(s) longer than the run's --max-len {max_len} "
+                   f"tokens were cut to their first {max_len} tokens", err=True)
+    for r in result["predictions"]:
+        typer.echo(f"{r['label']}\t{r['probability']:.4f}")
+
+
+def _memory_options(task: str) -> list[inspect.Parameter]:
+    """The generated long-range tasks' own options (adding, copy, pattern); defaults per task."""
+    from .layers import ENCODERS
+    from .tasks import memory
+
+    levels, kernel = memory.TCN_SHAPE[task]
+    what = "blank steps between the symbols and their recall (sequences of T + 20)" if task == "copy" else "time steps"
+    return [
+        _option("length", memory.DEFAULT_LENGTH[task], int, f"T: {what}."),
+        _option("model", memory.DEFAULT_MODEL[task], str, f"Sequence encoder: {', '.join(ENCODERS)}."),
+        _option("hidden", None, Optional[int], "RNN units or TCN channels (default: sized to --params)."),
+        _option("params", None, Optional[int], f"Parameter budget that sizes --hidden (default "
+                f"{memory.BUDGETS[task]:,}, as Bai et al.'s table)."),
+        _option("layers", None, Optional[int], f"RNN layers (default 1) or TCN residual blocks (default {levels})."),
+        _option("kernel_size", None, Optional[int], f"TCN filter size (default {kernel}); TCN only."),
+        _option("dropout", 0.0, float, "Dropout before the output layer, inside TCN blocks and between RNN layers."),
+        _option("batches_per_epoch", 100, int, "Fresh training batches generated per epoch."),
+        _option("valid_size", 1000, int, "Validation sequences (keep-best, early stopping)."),
+        _option("test_size", 1000, int, "Test sequences (the reported loss), never seen in training."),
+    ]
+
+
+def _run_memory(task: str, o: dict) -> None:
+    from dataclasses import replace
+
+    from .tasks import memory
+
+    if o["data"] is not None:
+        raise ValueError(f"train {task}: the data is generated from --seed; --data is not used (got {o['data']})")
+    if o["resume"] and o["out"] is None:
+        raise ValueError("--resume needs --out RUN_DIR")
+    out = o["out"] or _default_out(task)
+    spec = memory.MemoryTask(task, o["length"], batches_per_epoch=o["batches_per_epoch"],
+                             valid_size=o["valid_size"], test_size=o["test_size"])
+    model = memory.sized_model(task, o["model"], hidden=o["hidden"], params=o["params"], layers=o["layers"],
+                               kernel_size=o["kernel_size"], dropout=o["dropout"])
+    cfg = replace(_train_config(o), stateful=False)
+    base = memory.baseline_on_test_set(spec, o["seed"])
+    typer.echo(f"{memory.TITLES[task]}, T = {spec.length}: trivial baseline ({base['name']}) "
+               f"{memory.LOSS_NAMES[task]} {base['loss']:.4g} on the {spec.test_size:,} test sequences "
+               f"(expected {base['expected']:.4g})")
+    command = f"rnnkit train {task} --out {out} --resume"
+    report = memory.train(spec, model, cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") == "0":
+        kind = f"TCN, {model['layers']} blocks x {model['hidden']} channels, kernel {model['kernel_size']}" \
+            if model["model"] == "tcn" else f"{model['model']}, {model['layers']} x {model['hidden']} units"
+        typer.echo(f"model: {kind}, {report['parameters']:,} parameters; {report['step']} steps in "
+                   f"{report['seconds']:.0f} s; run directory {out}")
+        typer.echo(memory.describe(report))
+
+
+for _task, _help in (("adding", "Adding problem (Bai et al. 2018): sum the two marked numbers of T steps."),
+                     ("copy", "Copy memory (Bai et al. 2018): recall 10 symbols after T blanks."),
+                     ("pattern", "Lecture 002's noisy 1-2-3 pattern: predict the next value.")):
+    _train_command(_task, _help, _memory_options(_task), lambda o, task=_task: _run_memory(task, o))
+
+
+def _forecast_options() -> list[inspect.Parameter]:
+    """`rnnkit train forecast`: lecture 003's temperature forecasting (and lecture 000's seq2seq series)."""
+    from .models.forecast import MODELS
+
+    return [
+        _option("target", None, Optional[str], "Column to forecast (required; always an input too)."),
+        _option("features", None, Optional[str], "Input columns, comma-separated (default: all but --time)."),
+        _option("time", None, Optional[str], "Time column, or year,month,day,hour part columns."),
+        _option("time_format", None, Optional[str], "strptime format of the time column (default: ISO 8601 "
+                "or the Jena archive's 01.01.2009 00:10:00)."),
+        _option("categorical", None, Optional[str], "Text columns to one-hot encode, comma-separated."),
+        _option("fill", None, Optional[str], "Missing values: ffill, interpolate or drop (default: an error)."),
+        _option("calendar", None, Optional[str], "Calendar features from --time: hour,dow,doy (sin/cos)."),
+        _option("normalise", "standard", str, "standard (mean/std) or minmax, fitted on the training rows."),
+        _option("split", "0.6,0.2,0.2", str, "Train/valid/test fractions, or the rows where valid and test start."),
+        _option("lookback", 120, int, "Rows of history in each window."),
+        _option("step", 1, int, "Rows between the observations of a window."),
+        _option("delay", 24, int, "The target is this many rows after the window's present row."),
+        _option("season", 24, int, "Rows per season for the seasonal-naive baseline (<= --lookback)."),
+        _option("loss", "mae", str, "mae (lecture 003) or mse (lecture 000)."),
+        _option("model", "gru", str, f"{', '.join(MODELS)}."),
+        _option("hidden", 32, int, "Recurrent units per direction (TCN channels)."),
+        _option("layers", 1, int, "Recurrent layers (TCN blocks)."),
+        _option("bidirectional", False, bool, "Read each window both ways (lecture 003)."),
+        _option("dropout", 0.0, float, "Dropout between recurrent layers (TCN: inside blocks)."),
+        _option("input_dropout", 0.0, float, "Keras's dropout: on each recurrent layer's inputs."),
+        _option("recurrent_dropout", 0.0, float, "Keras's recurrent_dropout: on h(t-1) inside the recurrence."),
+        _option("kernel_size", 5, int, "Convolution kernel (cnn, cnn-KIND, tcn)."),
+        _option("channels", 32, int, "Convolution channels (cnn, cnn-KIND)."),
+        _option("pool", 3, int, "Max-pooling between the two convolutions (cnn, cnn-KIND)."),
+        _option("dense", 32, int, "Hidden units of the dense model."),
+        _option("seq2seq", False, bool, "Lecture 000: predict the next value at every step of the window."),
+        _option("predict_change", False, bool, "Predict the change from the last observed target value."),
+    ]
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else []
+
+
+def _run_forecast(o: dict) -> None:
+    from dataclasses import replace
+
+    from .data.series_csv import parse_split
+    from .tasks import forecast
+
+    if o["data"] is None or o["target"] is None:
+        raise ValueError("train forecast: --data CSV (or --data synthetic) and --target COLUMN are required")
+    if o["bptt"] or o["bptt_window"]:
+        raise ValueError("train forecast: every window is one sequence, trained whole; --bptt does not apply")
+    if o["resume"] and o["out"] is None:
+        raise ValueError("--resume needs --out RUN_DIR")
+    out = o["out"] or _default_out("forecast")
+    data = str(o["data"]) if str(o["data"]) == forecast.SYNTHETIC else str(o["data"].resolve())
+    task = forecast.ForecastTask(
+        data=data, target=o["target"], features=_names(o["features"]) or None, time=_names(o["time"]),
+        time_format=o["time_format"], categorical=_names(o["categorical"]), fill=o["fill"],
+        calendar=_names(o["calendar"]), normalise=o["normalise"], split=parse_split(o["split"]),
+        lookback=o["lookback"], step=o["step"], delay=o["delay"], season=o["season"], loss=o["loss"])
+    model = {k: o[k] for k in ("model", "hidden", "layers", "bidirectional", "dropout", "input_dropout",
+                               "recurrent_dropout", "kernel_size", "channels", "pool", "dense", "seq2seq")}
+    model["residual"] = o["predict_change"]
+    command = f"rnnkit train forecast --data {o['data']} --target {o['target']} --out {out} --resume"
+    if not o["quiet"]:
+        typer.echo(f"run directory: {out}")
+    report = forecast.train(task, model, replace(_train_config(o), stateful=False), out, resume=o["resume"],
+                            resume_command=command)
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(forecast.report_table(report))
+        typer.echo(f"predictions: {Path(out) / 'test_predictions.csv'}; plot: {Path(out) / 'test_forecast.png'}")
+
+
+_train_command("forecast", "Time-series forecasting: lecture 003's Jena workflow, with naive baselines beside.",
+               _forecast_options(), _run_forecast)
+
+
+# ----- sequence to sequence: rnnkit train seq2seq / dates, rnnkit translate ------------------------------
+
+def _seq2seq_model_options(defaults: dict) -> list[inspect.Parameter]:
+    """The encoder-decoder's options (rnnkit.models.seq2seq), with the task's defaults."""
+    from .models.seq2seq import ATTENTIONS, BRIDGES, SAMPLING_SCHEDULES
+
+    return [
+        _option("attention", defaults["attention"], str, f"{', '.join(ATTENTIONS)}."),
+        _option("cell", defaults["cell"], str, f"Encoder and decoder cell: {', '.join(KINDS)}."),
+        _option("embedding", defaults["embedding"], int, "Embedding size."),
+        _option("hidden", defaults["hidden"], int, "Decoder state and annotation size (a bidirectional encoder runs "
+                "half of it per direction)."),
+        _option("layers", defaults["layers"], int, "Encoder and decoder layers."),
+        _option("unidirectional", False, bool, "Read the source one way only (default: both ways, Bahdanau's "
+                "annotations)."),
+        _option("reverse_source", False, bool, "Read the source backwards (Sutskever et al. 2014)."),
+        _option("bridge", "learned", str, f"Decoder initial state from the encoder's final one: {', '.join(BRIDGES)}."),
+        _option("no_input_feeding", False, bool, "Luong-style attention without feeding h~(t-1) back in."),
+        _option("window", 5, int, "D, the half-width of the local-m / local-p window."),
+        _option("attention_size", 0, int, "Hidden size of the bahdanau / luong-concat score and local-p's W_p "
+                "(0: --hidden)."),
+        _option("dropout", 0.0, float, "Dropout on the embeddings, between layers and before the output layer."),
+        _option("scheduled_sampling", "none", str, f"Feed the model's own samples in training: "
+                f"{', '.join(SAMPLING_SCHEDULES)}."),
+        _option("sampling_k", 1000.0, float, "K of the schedule: linear 1 - step/K, exponential K^step, "
+                "inverse-sigmoid K/(K + exp(step/K))."),
+        _option("beam", 1, int, "Beam width for the final test translations (1: greedy)."),
+    ]
+
+
+def _seq2seq_model(o: dict) -> dict:
+    """Seq2SeqConfig fields from the options; an option that does not apply to the chosen attention is an error."""
+    attention = o["attention"]
+    if o["window"] != 5 and attention not in ("local-m", "local-p"):
+        raise ValueError(f"--window applies to local-m and local-p attention, got --attention {attention}")
+    if o["attention_size"] and attention not in ("bahdanau", "luong-concat", "local-p"):
+        raise ValueError(f"--attention-size applies to bahdanau, luong-concat and local-p attention, "
+                         f"got --attention {attention}")
+    if o["sampling_k"] != 1000.0 and o["scheduled_sampling"] == "none":
+        raise ValueError("--sampling-k sets the --scheduled-sampling schedule; give one (linear, exponential, "
+                         "inverse-sigmoid)")
+    from .models.seq2seq import Seq2SeqConfig
+
+    model = {"attention": attention, "cell": o["cell"], "embedding": o["embedding"], "hidden": o["hidden"],
+             "layers": o["layers"], "bidirectional": not o["unidirectional"], "reverse_source": o["reverse_source"],
+             "bridge": o["bridge"], "input_feeding": False if o["no_input_feeding"] else None, "window": o["window"],
+             "attention_size": o["attention_size"], "dropout": o["dropout"],
+             "scheduled_sampling": o["scheduled_sampling"], "sampling_k": o["sampling_k"]}
+    Seq2SeqConfig(src_vocab_size=1, tgt_vocab_size=1, **model)  # checked now, before any data is read
+    return model
+
+
+SEQ2SEQ_OPTIONS = [
+    _option("source_column", 0, int, "Tab-separated files: the source column (0 = the first)."),
+    _option("target_column", 1, int, "Tab-separated files: the target column."),
+    _option("langs", None, Optional[str], "A Multi30k directory: SRC-TGT languages, e.g. en-de."),
+    _option("tokenizer", "13a", str, "13a (sacrebleu's), space or char."),
+    _option("keep_case", False, bool, "Do not lower-case the sentences."),
+    _option("max_len", 50, int, "Drop the pairs with a side longer than this many tokens (they are counted)."),
+    _option("min_freq", 1, int, "Tokens seen fewer times in training become <unk>."),
+    _option("max_vocab", None, Optional[int], "Vocabulary cap per side (most frequent tokens, specials included)."),
+    _option("shared_vocab", False, bool, "One vocabulary and embedding for both sides."),
+    _option("split", "0.8,0.1,0.1", str, "Train/valid/test fractions of a pairs file (a fixed seeded shuffle)."),
+]
+
+DATES_OPTIONS = [
+    _option("train_size", 20_000, int, "Generated training dates."),
+    _option("valid_size", 1_000, int, "Generated validation dates."),
+    _option("test_size", 2_000, int, "Generated test dates (no source string seen in training)."),
+    _option("data_seed", 0, int, "Seed of the generated dates (--seed seeds the training)."),
+]
+
+
+def _dates_defaults() -> dict:
+    from .tasks.dates import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def _seq2seq_run(task: str, o: dict) -> tuple[Path, TrainConfig, str]:
+    if o["resume"] and o["out"] is None:
+        raise ValueError("--resume needs --out RUN_DIR")
+    if o["bptt"] or o["bptt_window"]:
+        raise ValueError(f"train {task}: every pair is one sequence, trained whole; --bptt does not apply")
+    out = o["out"] or _default_out(task)
+    command = " ".join(["rnnkit", "train", task, *(["--data", str(o["data"])] if o["data"] else []), "--out",
+                        str(out), "--resume"])
+    if not o["quiet"]:
+        typer.echo(f"run directory: {out}")
+    return out, dataclasses.replace(_train_config(o), stateful=False), command
+
+
+def _run_seq2seq(o: dict) -> None:
+    from .tasks import seq2seq
+
+    if o["data"] is None:
+        raise ValueError("train seq2seq: --data is required (a source<TAB>target file, .gz or .zip, or a Multi30k "
+                         "directory with --langs)")
+    try:
+        split = tuple(float(f) for f in o["split"].split(","))
+    except ValueError:
+        raise ValueError(f"--split: expected three comma-separated fractions like 0.8,0.1,0.1, got {o['split']!r}")
+    task = seq2seq.TranslationTask(
+        data=str(o["data"].resolve()), source_column=o["source_column"], target_column=o["target_column"],
+        langs=o["langs"], tokenizer=o["tokenizer"], lower=not o["keep_case"], max_len=o["max_len"],
+        min_freq=o["min_freq"], max_vocab=o["max_vocab"], shared_vocab=o["shared_vocab"], split=split)
+    model = _seq2seq_model(o)
+    out, cfg, command = _seq2seq_run("seq2seq", o)
+    report = seq2seq.train(task, model, cfg, out, resume=o["resume"], resume_command=command, beam=o["beam"])
+    if os.environ.get("RANK", "0") == "0":
+        dropped = report["dropped"]
+        if any(dropped.values()):
+            typer.echo(f"--max-len {o['max_len']}: dropped " + ", ".join(
+                f"{dropped[n]:,} of {report['read'][n]:,} {n}" for n in dropped if dropped[n]) + " pairs")
+        _seq2seq_report(report, out)
+
+
+def _run_dates(o: dict) -> None:
+    from .tasks import dates
+
+    if o["data"] is not None:
+        raise ValueError(f"train dates: the dates are generated from --data-seed; --data is not used "
+                         f"(got {o['data']})")
+    task = dates.DatesTask(train_size=o["train_size"], valid_size=o["valid_size"], test_size=o["test_size"],
+                           data_seed=o["data_seed"])
+    out, cfg, command = _seq2seq_run("dates", o)
+    report = dates.train(task, _seq2seq_model(o), cfg, out, resume=o["resume"], resume_command=command,
+                         beam=o["beam"])
+    if os.environ.get("RANK", "0") == "0":
+        _seq2seq_report(report, out)
+
+
+def _seq2seq_report(report: dict, out: Path) -> None:
+    data, vocab, valid = report["data"], report["vocabulary"], report["valid"]
+    typer.echo("data: " + ", ".join(f"{name} {n:,}" for name, n in data.items()) + " pairs; vocabulary "
+               f"{vocab['source']:,} source, {vocab['target']:,} target tokens; {report['parameters']:,} parameters")
+    typer.echo(f"validation after {report['step']} steps: loss {valid['loss']:.4f}, next-token accuracy "
+               f"{valid['accuracy']:.4f}")
+    test = report.get("test")
+    if test is None:
+        return
+    typer.echo(f"test ({test['decoding']}, {test['pairs']:,} pairs): exact match {test['exact_match']:.4f}, "
+               f"BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f}")
+    typer.echo("BLEU by source length (tokens): " + ", ".join(
+        f"{b['source_tokens']}: {b['bleu']:.2f} ({b['pairs']:,})" for b in test["bleu_by_source_length"]))
+    typer.echo(f"translations: {out / 'test_translations.tsv'}")
+
+
+_train_command("seq2seq", "Translation with an encoder-decoder and attention (lectures 000, 001, 004). --data: a "
+               "source<TAB>target file (.gz, or a .zip holding one, as ManyThings' fra-eng.zip) or a Multi30k "
+               "directory with --langs.", _seq2seq_model_options({"attention": "bahdanau", "cell": "lstm",
+                                                                  "embedding": 128, "hidden": 256, "layers": 1})
+               + SEQ2SEQ_OPTIONS, _run_seq2seq)
+_train_command("dates", "Date normalisation: human-written dates -> YYYY-MM-DD, generated and seeded; exact match on "
+               "held-out dates.", _seq2seq_model_options(_dates_defaults()) + DATES_OPTIONS, _run_dates)
+
+
 # ----- using a trained run ------------------------------------------------------------------------------
 
 
@@ -308,8 +730,65 @@ def evaluate(
     batch_size: Optional[int] = typer.Option(None, help="Parallel streams (default: the training batch size)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
-    """Loss (nats), bits per character/word and perplexity of a trained language model."""
+    """Loss (nats), bits per character/word and perplexity of a trained language model; the test report
+    of an adding / copy / pattern run."""
+    from .tasks import memory
+
+    if memory.is_run(run_dir):
+        if data is not None or batch_size is not None:
+            raise ValueError(f"{run_dir}: this {memory.run_task(run_dir)} run is evaluated on its own generated "
+                             "test set; --data and --batch-size do not apply")
+        typer.echo(memory.describe(memory.evaluate_run(run_dir, device=device)))
+        return
     typer.echo(_lm_report(lm.evaluate_run(run_dir, data=data, batch_size=batch_size, device=device)))
+
+
+@app.command("forecast")
+def forecast_command(
+    run_dir: Path = typer.Argument(..., help="A `rnnkit train forecast` run directory."),
+    data: Optional[Path] = typer.Option(None, help="CSV with the run's columns (default: the run's test split)."),
+    out: Optional[Path] = typer.Option(None, help="Where predictions.csv, forecast.png, report.json go "
+                                       "(default RUN_DIR/forecast)."),
+    rollout: int = typer.Option(0, help="Also generate this many steps by feeding predictions back (lecture 000)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Forecast with a trained run: MAE/RMSE beside the naive baselines, a predictions CSV and a plot."""
+    from .tasks import forecast
+
+    report = forecast.forecast_run(run_dir, data=data, out=out, rollout=rollout, device=device)
+    where = out or Path(run_dir) / "forecast"
+    typer.echo(forecast.report_table(report))
+    typer.echo(f"predictions: {where / 'predictions.csv'}; plot: {where / 'forecast.png'}"
+               + (f"; roll-out: {where / 'rollout.csv'}, {where / 'rollout.png'}" if rollout else ""))
+
+
+@app.command("translate")
+def translate_command(
+    run_dir: Path = typer.Argument(..., help="A `rnnkit train seq2seq` or `rnnkit train dates` run directory."),
+    text: str = typer.Argument(..., help="The sentence to translate, or - to translate each line of standard input."),
+    beam: int = typer.Option(5, help="Beam width (1: greedy)."),
+    length_penalty: float = typer.Option(1.0, help="Beam score = log p / length^alpha; alpha 0: raw log p."),
+    max_len: Optional[int] = typer.Option(None, help="Most tokens per translation (default 2 x source + 10)."),
+    plot_attention: Optional[Path] = typer.Option(None, help="Write the attention heatmap of the sentence to this PNG."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Print one translation per input sentence (an empty line for an empty sentence)."""
+    from .tasks import seq2seq
+
+    sentences = sys.stdin.read().splitlines() if text == "-" else [text]
+    result = seq2seq.translate(run_dir, sentences, beam=beam, length_penalty=length_penalty, max_len=max_len,
+                               plot_attention=plot_attention, device=device)
+    if result["too_long"]:
+        typer.echo(f"rnnkit: warning: {result['too_long']} sentence(s) longer than the longest training source "
+                   f"({result['max_source_len']} tokens); translated anyway", err=True)
+    if result["unknown"]:
+        shown = ", ".join(repr(t) for t in result["unknown"][:10]) + (" ..." if len(result["unknown"]) > 10 else "")
+        typer.echo(f"rnnkit: warning: {len(result['unknown'])} source token(s) not in the training vocabulary, read "
+                   f"as <unk>: {shown}", err=True)
+    for translation in result["translations"]:
+        typer.echo(translation)
+    if result["plot"] is not None:
+        typer.echo(f"attention: {result['plot']}", err=True)
 
 
 data_app = typer.Typer(help="Data sets.", no_args_is_help=True)

@@ -6,5 +6,6 @@ from .recurrent import Recurrent
 from .rnn import KINDS, RNN, make_cell
 from .stacked import Stacked
 from .state import detach_state
+from .tcn import TCN
 
-__all__ = ["Bidirectional", "ENCODERS", "KINDS", "OutputProjection", "RNN", "Recurrent", "Stacked", "detach_state", "make_cell", "make_encoder"]
+__all__ = ["Bidirectional", "ENCODERS", "KINDS", "OutputProjection", "RNN", "Recurrent", "Stacked", "TCN", "detach_state", "make_cell", "make_encoder"]

@@ -6,6 +6,11 @@
 char-rnn and lecture 001's min-char-rnn feed one-hot vectors; lecture 003's Keras models use an
 Embedding. ``tie_weights`` shares the embedding with the output projection (Press & Wolf 2017;
 Inan et al. 2017), which needs embedding size == hidden size.
+
+``cell="tcn"`` puts Bai et al.'s TCN (``rnnkit.layers.tcn``) where the RNN stack is. A TCN has no
+recurrent state; its state here is its *context*, the last R - 1 input vectors (R its receptive field):
+each call prepends it, so a stream read in chunks (stateful training) or one token at a time
+(``step``, generation) gives the same logits as one long forward call.
 """
 from __future__ import annotations
 
@@ -15,13 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import KINDS, RNN
+from ..layers import ENCODERS, make_encoder
 
 
 @dataclass
 class LMConfig:
     vocab_size: int
-    cell: str = "lstm"  # any of rnnkit.layers.KINDS
+    cell: str = "lstm"  # any of rnnkit.layers.ENCODERS: an RNN kind, or "tcn"
     hidden: int = 256
     layers: int = 2
     embedding: int = 0  # 0: one-hot inputs (lecture 001); > 0: a learned embedding of this size
@@ -30,8 +35,8 @@ class LMConfig:
     tie_weights: bool = False
 
     def __post_init__(self):
-        if self.cell not in KINDS:
-            raise ValueError(f"LMConfig: expected cell in {sorted(KINDS)}, got {self.cell!r}")
+        if self.cell not in ENCODERS:
+            raise ValueError(f"LMConfig: expected cell in {sorted(ENCODERS)}, got {self.cell!r}")
         for name in ("vocab_size", "hidden", "layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LMConfig: expected {name} >= 1, got {getattr(self, name)}")
@@ -44,15 +49,16 @@ class LMConfig:
 class LanguageModel(nn.Module):
     """``logits, state = model(ids, state)``; ``logits, state = model.step(ids_t, state)`` for generation.
 
-    Shape: ids (B, T) int64 -> logits (B, T, V); state: the RNN's list of per-layer states.
+    Shape: ids (B, T) int64 -> logits (B, T, V); state: the RNN's list of per-layer states, or for a TCN
+    the context (B, <= R - 1, E or V), the last input vectors.
     """
 
     def __init__(self, config: LMConfig):
         super().__init__()
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.embedding) if c.embedding else None
-        self.rnn = RNN(c.cell, c.embedding or c.vocab_size, c.hidden, c.layers, dropout=c.dropout,
-                       recurrent_dropout=c.recurrent_dropout)
+        self.rnn = make_encoder(c.cell, c.embedding or c.vocab_size, c.hidden, c.layers, dropout=c.dropout,
+                                recurrent_dropout=c.recurrent_dropout)
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.hidden, c.vocab_size)
         if c.tie_weights:
@@ -69,10 +75,28 @@ class LanguageModel(nn.Module):
     def forward(self, ids: Tensor, state=None, lengths=None):
         if ids.dim() != 2:
             raise ValueError(f"LanguageModel: expected ids (B, T), got {tuple(ids.shape)}")
+        if self.config.cell == "tcn":
+            return self._forward_tcn(self.inputs(ids), state, lengths)
         out, state = self.rnn(self.inputs(ids), lengths, state)  # (B, T, H)
         return self.head(self.drop(out)), state  # (B, T, V)
 
+    def _forward_tcn(self, x: Tensor, context, lengths):
+        """x (B, T, E) after the context (B, W, E): logits (B, T, V) and the new context (the last R - 1 inputs)."""
+        if lengths is not None:
+            raise ValueError("LanguageModel: a TCN language model reads unpadded streams; expected lengths=None")
+        W = 0 if context is None else context.shape[1]
+        if context is not None:
+            if context.dim() != 3 or context.shape[0] != x.shape[0] or context.shape[2] != x.shape[2]:
+                raise ValueError(f"LanguageModel: expected a TCN context (B, W, {x.shape[2]}) with B = {x.shape[0]}, "
+                                 f"got {tuple(context.shape)}")
+            x = torch.cat([context.to(x.dtype), x], dim=1)  # (B, W + T, E)
+        out, _ = self.rnn(x)  # (B, W + T, H)
+        return self.head(self.drop(out[:, W:])), x[:, -(self.rnn.receptive_field - 1):]
+
     def step(self, ids: Tensor, state=None):
         """One token per sequence: ids (B,) -> logits (B, V), state."""
+        if self.config.cell == "tcn":  # re-run the receptive-field window behind the token
+            logits, state = self._forward_tcn(self.inputs(ids)[:, None], state, None)  # (B, 1, V)
+            return logits[:, 0], state
         out, state = self.rnn.step(self.inputs(ids), state)  # (B, H)
         return self.head(self.drop(out)), state
