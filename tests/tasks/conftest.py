@@ -1,6 +1,11 @@
 """Task tests: one intra-op thread for each whole module (the trained runs are module fixtures)."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # clikit.py under --import-mode=importlib
 
 
 @pytest.fixture(scope="module", autouse=True)

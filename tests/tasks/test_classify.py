@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from rnnkit.cli import app
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.tasks import classify
 from rnnkit.train import evaluate
+
+from clikit import cli, one_line_error
 
 SENTIMENT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sentiment"
 TINY = ["--hidden", "16", "--embedding", "16", "--batch-size", "16", "--device", "cpu", "--quiet", "--lr", "0.01"]
@@ -21,7 +21,6 @@ RUN_FILES = ["config.json", "tokenizer.json", "model.safetensors", "model.best.s
              "metrics.jsonl", "loss.png", "metrics_valid.json", "metrics_test.json", "confusion_valid.png",
              "confusion_test.png"]
 
-runner = CliRunner()
 
 
 def need(path: Path) -> Path:
@@ -29,22 +28,6 @@ def need(path: Path) -> Path:
         pytest.skip(f"shared data not found: {path.resolve()}")
     return path
 
-
-def cli(*args, ok=True, input=None):
-    result = runner.invoke(app, [str(a) for a in args], input=input)
-    if ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def one_line_error(result, *expected):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def sentences(n: int, seed: int) -> str:

@@ -6,33 +6,17 @@ import re
 import pytest
 import safetensors.torch
 import torch
-from typer.testing import CliRunner
 
-from rnnkit.cli import app
 from rnnkit.layers import ENCODERS
 from rnnkit.models.sequence_tasks import SequenceModel
 from rnnkit.models.sizing import count_parameters
 from rnnkit.tasks import memory
 from rnnkit.train import TrainConfig
 
-runner = CliRunner()
+from clikit import cli, one_line_error
+
 SMALL = dict(batches_per_epoch=20, valid_size=100, test_size=200)
 
-
-def cli(*args, ok=True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def one_line_error(result, *expected):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 def train(tmp_path, task, length, model, steps, **kw):

@@ -6,34 +6,17 @@ import random
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from rnnkit.cli import app
 from rnnkit.tasks import seq2seq
+
+from clikit import cli, one_line_error
 
 TRANSLATION = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "translation"
 TINY = ["--hidden", "16", "--embedding", "8", "--batch-size", "16", "--device", "cpu", "--quiet", "--lr", "0.01"]
 RUN_FILES = ["config.json", "src_vocab.json", "tgt_vocab.json", "model.safetensors", "model.best.safetensors",
              "trainer.pt", "metrics.jsonl", "loss.png", "metrics_test.json", "test_translations.tsv"]
 
-runner = CliRunner()
 
-
-def cli(*args, ok=True, input=None):
-    result = runner.invoke(app, [str(a) for a in args], input=input)
-    if ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def one_line_error(result, *expected):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def reversal_pairs(n: int, seed: int) -> str:

@@ -7,32 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from rnnkit.cli import app
 from rnnkit.data.idx import write_idx
 from rnnkit.tasks import seqmnist
+
+from clikit import cli, one_line_error
 
 MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist"
 TINY = ["--hidden", "16", "--batch-size", "32", "--device", "cpu", "--quiet", "--lr", "0.01"]
 
-runner = CliRunner()
 
-
-def cli(*args, ok=True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def one_line_error(result, *expected):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
