@@ -52,7 +52,8 @@ def test_beijing_with_one_hot_wind_fill_and_calendar():
 
 def test_beijing_missing_values_are_an_error_naming_the_column_and_lines():
     with pytest.raises(ValueError, match=r"pollution.csv: 2,067 missing values \(column 'pm2.5': 2,067 at lines "
-                                         r"2-25, 547-613, 1060, 1879-1880, 1945 and 209 more runs\); pass --fill ffill, interpolate or drop"):
+                                         r"2-25, 547-613, 1060, 1879-1880, 1945 and 209 more runs\); "
+                                         r"pass --fill ffill, interpolate or drop"):
         load_series(shared(BEIJING), target="TEMP", features=["pm2.5", "TEMP"])
 
 

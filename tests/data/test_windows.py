@@ -107,7 +107,8 @@ def test_dataset_gather_equals_items_and_the_sequential_generator(data):
         xi, yi = ds[i]
         assert torch.equal(x[i], xi) and torch.equal(y[i], yi)
     samples, targets = next(generator(data, 24, 12, 0, 300, False, 32, 6))
-    assert np.array_equal(x.numpy(), samples.astype(np.float32)) and np.array_equal(y.numpy(), targets.astype(np.float32))
+    assert np.array_equal(x.numpy(), samples.astype(np.float32))
+    assert np.array_equal(y.numpy(), targets.astype(np.float32))
 
 
 def test_sequence_targets_are_the_inputs_shifted_to_the_same_horizon(data):

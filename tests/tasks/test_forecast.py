@@ -118,7 +118,8 @@ def test_forecast_a_new_file_with_the_trained_run(trained, tmp_path):
     for name in ("predictions.csv", "forecast.png", "report.json"):
         assert (tmp_path / "fc" / name).is_file()
     default = fc.forecast_run(out)  # the run's own test split, into RUN_DIR/forecast
-    assert default["metrics"]["model"] == pytest.approx(json.loads((out / "test_report.json").read_text())["metrics"]["model"])
+    saved = json.loads((out / "test_report.json").read_text())
+    assert default["metrics"]["model"] == pytest.approx(saved["metrics"]["model"])
     unseen = hourly_csv(tmp_path / "unseen.csv", hours=60, winds=("N", "W"))
     with pytest.raises(ValueError, match="'W' is not one of the categories seen in training \\(E, N, S\\)"):
         fc.forecast_run(out, data=unseen, out=tmp_path / "fc2")
@@ -134,6 +135,7 @@ def test_resume_continues_the_run(tmp_path):
         fc.train(task_for(data), {"model": "dense", "dense": 8}, config(steps=4), out)
 
 
+@pytest.mark.filterwarnings("ignore:Recurrent. recurrent_dropout runs the explicit loop")
 @pytest.mark.parametrize("model_cfg, task_kw", [
     ({"model": "cnn-gru", "hidden": 4, "channels": 4}, {"normalise": "minmax"}),
     ({"model": "lstm", "hidden": 4, "layers": 2, "dropout": 0.1, "input_dropout": 0.1, "recurrent_dropout": 0.2}, {}),
@@ -145,14 +147,16 @@ def test_other_models_and_options_train(tmp_path, model_cfg, task_kw):
     report = fc.train(task_for(data, **task_kw), model_cfg, config(steps=2, eval_every=0), tmp_path / "run")
     assert report["model"] == model_cfg["model"] and np.isfinite(report["metrics"]["model"]["mae"])
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["model"]["model"] == model_cfg["model"] and saved["data"]["normalise"] == task_kw.get("normalise", "standard")
+    assert saved["model"]["model"] == model_cfg["model"]
+    assert saved["data"]["normalise"] == task_kw.get("normalise", "standard")
 
 
 def test_synthetic_seq2seq_and_roll_out(tmp_path):
     task = fc.ForecastTask(data=fc.SYNTHETIC, target="y", lookback=20, delay=0, season=20, loss="mse")
     out = tmp_path / "run"
     report = fc.train(task, {"model": "gru", "hidden": 8, "seq2seq": True, "residual": True}, config(steps=20), out)
-    assert report["windows"] == 200 - 20 and report["metrics"]["model"]["mae"] < report["metrics"]["training_mean"]["mae"]
+    m = report["metrics"]
+    assert report["windows"] == 200 - 20 and m["model"]["mae"] < m["training_mean"]["mae"]
     result = fc.forecast_run(out, rollout=15, out=tmp_path / "fc")
     assert result["rollout"] == {"steps": 15, "first_row": 820}
     with open(tmp_path / "fc" / "rollout.csv") as f:
@@ -161,7 +165,9 @@ def test_synthetic_seq2seq_and_roll_out(tmp_path):
     truth = fc.synthetic_series().values[820:835, 0]
     assert np.allclose([float(r["truth"]) for r in rows], truth, atol=1e-4)
     # the first generated value is the model's one-step forecast of the first test window
-    assert float(rows[0]["prediction"]) == pytest.approx(float(next(csv.DictReader(open(tmp_path / "fc" / "predictions.csv")))["prediction"]), abs=1e-4)
+    with open(tmp_path / "fc" / "predictions.csv") as f:
+        one_step = float(next(csv.DictReader(f))["prediction"])
+    assert float(rows[0]["prediction"]) == pytest.approx(one_step, abs=1e-4)
 
 
 def test_roll_out_needs_a_univariate_next_step_model(trained, tmp_path):

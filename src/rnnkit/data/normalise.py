@@ -96,5 +96,6 @@ class Normaliser:
         shapes = {n.shift.shape, n.scale.shape, n.mean.shape}
         if n.method not in METHODS or shapes != {(len(n.columns),)}:
             raise ValueError(f"Normaliser: malformed statistics for {len(n.columns)} columns "
-                             f"(method {n.method!r}, shift {n.shift.shape}, scale {n.scale.shape}, mean {n.mean.shape})")
+                             f"(method {n.method!r}, shift {n.shift.shape}, scale {n.scale.shape}, "
+                             f"mean {n.mean.shape})")
         return n

@@ -97,7 +97,8 @@ def _open_text(path: Path) -> io.TextIOBase:
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if m.lower().endswith(".csv") and not m.startswith("__MACOSX")]
             if len(members) != 1:
-                raise ValueError(f"{path}: expected a zip archive holding exactly one .csv file, got {members or 'none'}")
+                raise ValueError(f"{path}: expected a zip archive holding exactly one .csv file, "
+                                 f"got {members or 'none'}")
             data = archive.read(members[0])
         return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
     if name.endswith(".gz"):
@@ -230,7 +231,8 @@ def parse_times(path, names: list[str], columns: dict[str, list[str]], lines: li
     if overflow.size:
         i = overflow[0]
         raise ValueError(f"{path}: line {lines[i]}: day {day[i]} does not exist in {parts['year'][i]}-{month[i]:02d}")
-    seconds = (parts.get("hour", 0) * 3600 + parts.get("minute", 0) * 60 + parts.get("second", 0)) * np.ones(n, np.int64)
+    seconds = parts.get("hour", 0) * 3600 + parts.get("minute", 0) * 60 + parts.get("second", 0)
+    seconds = seconds * np.ones(n, np.int64)
     return days.astype("datetime64[s]") + seconds.astype("timedelta64[s]")
 
 
@@ -361,7 +363,8 @@ def load_series(path, *, target: str, features=None, time=None, time_format: str
         >>> s.values.shape, s.columns[:3]
         ((43824, 13), ['pm2.5', 'DEWP', 'TEMP'])
     """
-    time, features, categorical, calendar = list(time or []), features and list(features), list(categorical), list(calendar)
+    time, categorical, calendar = list(time or []), list(categorical), list(calendar)
+    features = None if features is None else list(features)
     if fill is not None and fill not in FILLS:
         raise ValueError(f"fill: expected one of {', '.join(FILLS)}, got {fill!r}")
     header, rows, lines = read_table(path)

@@ -14,9 +14,10 @@ to one value (``OutputProjectionWrapper``) that predicts the target one step lat
 all T steps and the last step's prediction is the forecast (``seq2seq=True``).
 
 Every model maps ``x (B, T, F) -> (preds, ())`` with preds (B,) (many-to-one) or (B, T) (seq2seq),
-the Trainer's contract; the state is empty, since every window starts afresh. ``residual=True`` predicts the *change* from the last observed target value
-(:math:`\hat y = x_{T, k} + f(x)`, k the target column), what forecasters do when persistence is a strong
-baseline; a model that outputs 0 is then exactly the persistence forecast.
+the Trainer's contract; the state is empty, since every window starts afresh. ``residual=True`` predicts
+the *change* from the last observed target value (:math:`\hat y = x_{T, k} + f(x)`, k the target column),
+what forecasters do when persistence is a strong baseline; a model that outputs 0 is then exactly the
+persistence forecast.
 
 Legend: B batch, T window length (lookback // step), F features, H hidden units, C conv channels.
 """

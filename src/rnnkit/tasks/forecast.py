@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,8 +35,6 @@ from ..data.windows import WindowBatches, WindowDataset
 from ..models.forecast import ForecastConfig, Forecaster
 from ..train import TrainConfig, Trainer, checkpoint, seed_everything
 from .series import SERIES, time_series
-
-log = logging.getLogger(__name__)
 
 SYNTHETIC = "synthetic"  # --data synthetic: lecture 000's series, no file needed
 LOSSES = ("mae", "mse")
@@ -126,9 +123,11 @@ def prepare(task: ForecastTask, normaliser: Normaliser | None = None, categories
                          f"delay {task.delay} needs {need} rows, in each of the {len(SPLITS)} splits")
     ranges = chronological_split(len(series), task.split)
     if normaliser is None:
-        normaliser = Normaliser.fit(series.values, series.columns, ranges["train"], task.normalise, source=series.source)
+        normaliser = Normaliser.fit(series.values, series.columns, ranges["train"], task.normalise,
+                                    source=series.source)
     elif normaliser.columns != series.columns:
-        raise ValueError(f"{series.source}: columns {series.columns} differ from the trained run's {normaliser.columns}")
+        raise ValueError(f"{series.source}: columns {series.columns} differ from the trained run's "
+                         f"{normaliser.columns}")
     values = normaliser.transform(series.values)
     try:
         datasets = {name: WindowDataset.for_range(values, ranges[name], task.lookback, task.delay, task.step,
