@@ -320,10 +320,13 @@ def _classifier_options(o: dict) -> dict:
                               "kernel_size")}
 
 
-def _classifier_run(task: str, o: dict) -> tuple[Path, TrainConfig, str]:
-    """The run directory, the training config (no carried state) and the resume command of a classifier."""
+def _whole_sequence_run(task: str, o: dict, unit: str | None = None) -> tuple[Path, TrainConfig, str]:
+    """The run directory, the training config (no carried state) and the resume command of a task whose
+    examples are whole sequences (classifiers, seq2seq); with ``unit`` ("pair"), --bptt is an error."""
     if o["resume"] and o["out"] is None:
         raise ValueError("--resume needs --out RUN_DIR")
+    if unit and (o["bptt"] or o["bptt_window"]):
+        raise ValueError(f"train {task}: every {unit} is one sequence, trained whole; --bptt does not apply")
     out = o["out"] or _default_out(task)
     command = " ".join(["rnnkit", "train", task, *(["--data", str(o["data"])] if o["data"] else []), "--out",
                         str(out), "--resume"])
@@ -340,7 +343,7 @@ def _run_classify(o: dict) -> None:
     task = classify_task.ClassifyTask(**resolved, labels=labels, fine_grained=o["fine_grained"],
                                       phrases=o["phrases"], fold=o["fold"], max_words=o["max_words"],
                                       max_len=o["max_len"])
-    out, cfg, command = _classifier_run("classify", o)
+    out, cfg, command = _whole_sequence_run("classify", o)
     result = classify_task.train(task, {**_classifier_options(o), "embedding": o["embedding"]}, cfg, out,
                                  resume=o["resume"], resume_command=command)
     if os.environ.get("RANK", "0") != "0":
@@ -354,7 +357,7 @@ def _run_classify(o: dict) -> None:
 def _run_seqmnist(o: dict) -> None:
     task = seqmnist.SeqMNISTTask(data=o["data"] and str(o["data"].resolve()), mode=o["mode"],
                                  permutation_seed=o["permutation_seed"])
-    out, cfg, command = _classifier_run("seqmnist", o)
+    out, cfg, command = _whole_sequence_run("seqmnist", o)
     result = seqmnist.train(task, _classifier_options(o), cfg, out, resume=o["resume"], resume_command=command)
     if os.environ.get("RANK", "0") != "0":
         return
@@ -624,19 +627,6 @@ def _dates_defaults() -> dict:
     return DEFAULT_MODEL
 
 
-def _seq2seq_run(task: str, o: dict) -> tuple[Path, TrainConfig, str]:
-    if o["resume"] and o["out"] is None:
-        raise ValueError("--resume needs --out RUN_DIR")
-    if o["bptt"] or o["bptt_window"]:
-        raise ValueError(f"train {task}: every pair is one sequence, trained whole; --bptt does not apply")
-    out = o["out"] or _default_out(task)
-    command = " ".join(["rnnkit", "train", task, *(["--data", str(o["data"])] if o["data"] else []), "--out",
-                        str(out), "--resume"])
-    if not o["quiet"]:
-        typer.echo(f"run directory: {out}")
-    return out, dataclasses.replace(_train_config(o), stateful=False), command
-
-
 def _run_seq2seq(o: dict) -> None:
     from .tasks import seq2seq
 
@@ -652,7 +642,7 @@ def _run_seq2seq(o: dict) -> None:
         langs=o["langs"], tokenizer=o["tokenizer"], lower=not o["keep_case"], max_len=o["max_len"],
         min_freq=o["min_freq"], max_vocab=o["max_vocab"], shared_vocab=o["shared_vocab"], split=split)
     model = _seq2seq_model(o)
-    out, cfg, command = _seq2seq_run("seq2seq", o)
+    out, cfg, command = _whole_sequence_run("seq2seq", o, "pair")
     report = seq2seq.train(task, model, cfg, out, resume=o["resume"], resume_command=command, beam=o["beam"])
     if os.environ.get("RANK", "0") == "0":
         dropped = report["dropped"]
@@ -670,7 +660,7 @@ def _run_dates(o: dict) -> None:
                          f"(got {o['data']})")
     task = dates.DatesTask(train_size=o["train_size"], valid_size=o["valid_size"], test_size=o["test_size"],
                            data_seed=o["data_seed"])
-    out, cfg, command = _seq2seq_run("dates", o)
+    out, cfg, command = _whole_sequence_run("dates", o, "pair")
     report = dates.train(task, _seq2seq_model(o), cfg, out, resume=o["resume"], resume_command=command,
                          beam=o["beam"])
     if os.environ.get("RANK", "0") == "0":

@@ -166,3 +166,9 @@ def test_stacked_passes_each_layer_its_state():
     with pytest.raises(ValueError, match=re.escape(f"Recurrent: expected state (Tensor({B}, {H}), Tensor({B}, {H})), "
                                                    f"got Tensor({B}, {H})")):
         stack(torch.randn(B, T, FEAT), None, state[::-1])
+
+
+def test_none_is_a_state_of_no_tensors():
+    """A stateless model (TCN, ConvNet) may return state=None: the Trainer detaches and moves it as is."""
+    assert detach_state(None) is None
+    assert map_state(lambda s: s.cpu(), None) is None

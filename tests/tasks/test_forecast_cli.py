@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from rnnkit.cli import app
 
+from clikit import one_line_error
+
 runner = CliRunner()
 
 
@@ -29,13 +31,6 @@ def train_args(data, out, *extra):
     return ["train", "forecast", "--data", str(data), "--target", "temp", "--time", "Date", "--categorical",
             "wind", "--calendar", "dow,doy", "--lookback", "14", "--delay", "2", "--season", "7", "--steps", "6",
             "--batch-size", "16", "--eval-every", "3", "--device", "cpu", "--out", str(out), "--quiet", *extra]
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), result.stderr
-    return lines[0]
 
 
 def test_train_then_forecast_a_new_file(tmp_path):

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from typer.testing import CliRunner
 
-from rnnkit.cli import app
 from rnnkit.data import StreamBatches
 from rnnkit.data.text import read_text, split_contiguous, words
 from rnnkit.tasks import lm
 from rnnkit.train import evaluate
+
+from clikit import cli, one_line_error
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SHAKESPEARE = SHARED / "tinyshakespeare" / "input.txt"
@@ -27,20 +27,10 @@ REPORT = re.compile(r"^validation(?: after (\d+) steps)?: loss ([\d.]+) nats, ([
                     r"perplexity ([\d.]+)$", re.MULTILINE)
 TINY = ["--hidden", "32", "--layers", "1", "--seq-len", "32", "--batch-size", "8", "--device", "cpu", "--quiet"]
 
-runner = CliRunner()
-
-
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found: {path.resolve()}")
     return path
-
-
-def cli(*args, ok=True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
 
 
 def report_of(stdout):
@@ -52,16 +42,6 @@ def report_of(stdout):
 
 def metrics(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def one_line_error(result, *expected):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

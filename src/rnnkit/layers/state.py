@@ -10,8 +10,11 @@ State = Any
 
 
 def map_state(fn: Callable[..., Tensor], *states: State) -> State:
-    """Apply fn to matching tensors of one or more states of the same structure."""
+    """Apply fn to matching tensors of one or more states of the same structure; None (a model with no
+    state, or the initial state) maps to None."""
     first = states[0]
+    if first is None:
+        return None
     if isinstance(first, Tensor):
         return fn(*states)
     if isinstance(first, (tuple, list)):

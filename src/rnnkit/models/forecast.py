@@ -175,7 +175,7 @@ class Forecaster(nn.Module):
         if c.residual:  # predict the change from the last observed value of the target
             last = x[:, :, c.target_index] if c.seq2seq else x[:, -1, c.target_index]
             out = out + last
-        return out, ()  # no state carries over: the empty tuple keeps the Trainer's detach_state happy
+        return out, ()  # no state carries over between windows: () is a state of no tensors
 
     @property
     def num_parameters(self) -> int:

@@ -321,14 +321,10 @@ def train(task: ClassifyTask, model_options: dict, cfg: TrainConfig, out, *, res
 
 def load(run_dir, *, best: bool = True, device="cpu"):
     """(model, tokenizer, config) of a trained text classifier; no code is unpickled."""
-    run_dir = Path(run_dir)
-    checkpoint.check_run_dir(run_dir, need=("config.json", "tokenizer.json", "model.safetensors"))
-    config = checkpoint.read_json(run_dir / "config.json")
-    if config.get("task") != "classify":
-        raise checkpoint.CheckpointError(f"{run_dir}: expected a classify run, got task {config.get('task')!r}")
+    run_dir, config = checkpoint.read_run_config(run_dir, ("classify",),
+                                      need=("config.json", "tokenizer.json", "model.safetensors"))
     model = build_model(config["model"])
-    weights = run_dir / "model.best.safetensors"
-    checkpoint.load_model(weights if best and weights.exists() else run_dir / "model.safetensors", model)
+    checkpoint.load_run_weights(run_dir, model, best=best)
     tokenizer = Tokenizer.from_json(checkpoint.read_json(run_dir / "tokenizer.json"))
     vocab_size = config["model"]["config"]["vocab_size"]
     if len(tokenizer) != vocab_size:

@@ -270,15 +270,11 @@ def train(task: ForecastTask, model_cfg: dict, cfg: TrainConfig, out, *, resume:
 
 def load(run_dir, *, best: bool = True, device="cpu") -> tuple[Forecaster, ForecastTask, Normaliser, dict]:
     """Rebuild a trained forecaster, its task and normalisation from the run directory (nothing unpickled)."""
-    run_dir = checkpoint.check_run_dir(run_dir, need=("config.json", "normalisation.json", "columns.json",
-                                                       "model.safetensors"))
-    config = checkpoint.read_json(run_dir / "config.json")
-    if config.get("task") != "forecast":
-        raise checkpoint.CheckpointError(f"{run_dir}: expected a forecast run, got task {config.get('task')!r}")
+    run_dir, config = checkpoint.read_run_config(run_dir, ("forecast",),
+                                      need=("config.json", "normalisation.json", "columns.json", "model.safetensors"))
     task = ForecastTask(**config["data"])
     model = Forecaster(ForecastConfig(**config["model"]))
-    weights = run_dir / "model.best.safetensors"
-    checkpoint.load_model(weights if best and weights.exists() else run_dir / "model.safetensors", model)
+    checkpoint.load_run_weights(run_dir, model, best=best)
     normaliser = Normaliser.from_json(checkpoint.read_json(run_dir / "normalisation.json"))
     columns = checkpoint.read_json(run_dir / "columns.json")
     return model.to(device), task, normaliser, columns

@@ -127,14 +127,10 @@ def train(task: LMTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool 
 
 def load(run_dir, *, best: bool = True, device="cpu") -> tuple[LanguageModel, Vocab, dict]:
     """Rebuild a trained language model from its run directory (no code is unpickled)."""
-    run_dir = Path(run_dir)
-    checkpoint.check_run_dir(run_dir, need=("config.json", "vocab.json", "model.safetensors"))
-    config = checkpoint.read_json(run_dir / "config.json")
-    if config.get("task") not in ("charlm", "wordlm"):
-        raise checkpoint.CheckpointError(f"{run_dir}: expected a charlm or wordlm run, got task {config.get('task')!r}")
+    run_dir, config = checkpoint.read_run_config(run_dir, ("charlm", "wordlm"),
+                                      need=("config.json", "vocab.json", "model.safetensors"))
     model = LanguageModel(LMConfig(**config["model"]))
-    weights = run_dir / "model.best.safetensors"
-    checkpoint.load_model(weights if best and weights.exists() else run_dir / "model.safetensors", model)
+    checkpoint.load_run_weights(run_dir, model, best=best)
     vocab = Vocab.from_json(checkpoint.read_json(run_dir / "vocab.json"))
     if len(vocab) != model.config.vocab_size:
         raise checkpoint.CheckpointError(f"{run_dir}: vocab.json has {len(vocab)} tokens but the model expects "

@@ -159,15 +159,9 @@ def is_run(run_dir) -> bool:
 
 def load(run_dir, *, best: bool = True, device="cpu") -> tuple[SequenceModel, MemoryTask, dict]:
     """Rebuild a trained memory-task model from its run directory (no code is unpickled)."""
-    run_dir = Path(run_dir)
-    checkpoint.check_run_dir(run_dir, need=("config.json", "model.safetensors"))
-    config = checkpoint.read_json(run_dir / "config.json")
-    if config.get("task") not in synthetic.TASKS:
-        raise checkpoint.CheckpointError(f"{run_dir}: expected a run of {', '.join(synthetic.TASKS)}, "
-                                         f"got task {config.get('task')!r}")
+    run_dir, config = checkpoint.read_run_config(run_dir, synthetic.TASKS)
     model = SequenceModel(SequenceModelConfig(**config["model"]))
-    weights = run_dir / "model.best.safetensors"
-    checkpoint.load_model(weights if best and weights.exists() else run_dir / "model.safetensors", model)
+    checkpoint.load_run_weights(run_dir, model, best=best)
     return model.to(device), MemoryTask(**config["data"]), config
 
 

@@ -263,14 +263,10 @@ def score(model, src_vocab, tgt_vocab, processing: Processing, pairs: TokenPairs
 
 def load(run_dir, *, best: bool = True, device="cpu") -> tuple[Seq2Seq, Vocab, Vocab, dict]:
     """Rebuild a trained seq2seq or dates model from its run directory (no code is unpickled)."""
-    run_dir = Path(run_dir)
-    checkpoint.check_run_dir(run_dir, need=("config.json", "src_vocab.json", "tgt_vocab.json", "model.safetensors"))
-    config = checkpoint.read_json(run_dir / "config.json")
-    if config.get("task") not in TASKS:
-        raise checkpoint.CheckpointError(f"{run_dir}: expected a seq2seq or dates run, got task {config.get('task')!r}")
+    run_dir, config = checkpoint.read_run_config(run_dir, TASKS,
+                                      need=("config.json", "src_vocab.json", "tgt_vocab.json", "model.safetensors"))
     model = Seq2Seq(Seq2SeqConfig(**config["model"]))
-    weights = run_dir / "model.best.safetensors"
-    checkpoint.load_model(weights if best and weights.exists() else run_dir / "model.safetensors", model)
+    checkpoint.load_run_weights(run_dir, model, best=best)
     src_vocab = check_pair_vocab(Vocab.from_json(checkpoint.read_json(run_dir / "src_vocab.json")), "src_vocab.json")
     tgt_vocab = check_pair_vocab(Vocab.from_json(checkpoint.read_json(run_dir / "tgt_vocab.json")), "tgt_vocab.json")
     for name, vocab, size in (("src_vocab.json", src_vocab, model.config.src_vocab_size),

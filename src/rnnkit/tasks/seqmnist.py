@@ -135,14 +135,9 @@ def train(task: SeqMNISTTask, model_options: dict, cfg: TrainConfig, out, *, res
 
 def load(run_dir, *, best: bool = True, device="cpu"):
     """(model, config, permutation or None) of a trained sequential-MNIST run."""
-    run_dir = Path(run_dir)
-    checkpoint.check_run_dir(run_dir, need=("config.json", "model.safetensors"))
-    config = checkpoint.read_json(run_dir / "config.json")
-    if config.get("task") != "seqmnist":
-        raise checkpoint.CheckpointError(f"{run_dir}: expected a seqmnist run, got task {config.get('task')!r}")
+    run_dir, config = checkpoint.read_run_config(run_dir, ("seqmnist",))
     model = build_model(config["model"])
-    weights = run_dir / "model.best.safetensors"
-    checkpoint.load_model(weights if best and weights.exists() else run_dir / "model.safetensors", model)
+    checkpoint.load_run_weights(run_dir, model, best=best)
     permutation = None
     if config["data"]["mode"] == "permuted":
         checkpoint.check_run_dir(run_dir, need=("permutation.json",))

@@ -567,6 +567,25 @@ def check_run_dir(path: PathLike, need: Iterable[str] = ("config.json", "model.s
     return path
 
 
+def read_run_config(path: PathLike, tasks: Iterable[str], need: Iterable[str] = ("config.json", "model.safetensors"),
+                    ) -> tuple[Path, dict]:
+    """``check_run_dir``, then config.json, whose ``task`` must be one of ``tasks``: (run_dir, config)."""
+    run_dir = check_run_dir(path, need)
+    config = read_json(run_dir / "config.json")
+    tasks = list(tasks)
+    if config.get("task") not in tasks:
+        wanted = f"a {' or '.join(tasks)} run" if len(tasks) <= 2 else f"a run of {', '.join(tasks)}"
+        raise CheckpointError(f"{run_dir}: expected {wanted}, got task {config.get('task')!r}")
+    return run_dir, config
+
+
+def load_run_weights(run_dir: PathLike, model: nn.Module, *, best: bool = True) -> nn.Module:
+    """A run's weights into ``model``: model.best.safetensors (the best on validation) when ``best`` and the
+    file exists, else model.safetensors (the last step)."""
+    weights = Path(run_dir) / "model.best.safetensors"
+    return load_model(weights if best and weights.exists() else Path(run_dir) / "model.safetensors", model)
+
+
 def _require_file(path: Path, what: str) -> None:
     if not path.exists():
         raise CheckpointError(f"{what} {path} not found")

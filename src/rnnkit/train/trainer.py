@@ -254,7 +254,7 @@ class Trainer:
         full = update.window_start == 0 and update.stop == (batch.x.shape[1] if batch.x.dim() > 1 else 1)
         bounds = [update.window_start, *update.cuts, update.stop]
         state = self.saved_states[update.window_start]
-        state = None if state is None else detach_state(state)
+        state = detach_state(state)
         outputs = []
         with self._autocast():
             for a, b in zip(bounds, bounds[1:]):
@@ -526,8 +526,8 @@ def tensorboard_writer(path):
 
 
 def _cpu(state):
-    return None if state is None else map_state(lambda s: s.detach().cpu(), state)
+    return map_state(lambda s: s.detach().cpu(), state)
 
 
 def _to(state, device):
-    return None if state is None else map_state(lambda s: s.to(device), state)
+    return map_state(lambda s: s.to(device), state)
