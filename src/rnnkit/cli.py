@@ -472,6 +472,228 @@ for _task, _help in (("adding", "Adding problem (Bai et al. 2018): sum the two m
     _train_command(_task, _help, _memory_options(_task), lambda o, task=_task: _run_memory(task, o))
 
 
+# ----- bAbI question answering: rnnkit train babi, rnnkit answer (lecture 004) ---------------------------------
+
+BABI_OPTIONS = [
+    _option("task", 1, int, "bAbI task, 1..20."),
+    _option("ten_k", False, bool, "Train on the 10k set (en-10k/) instead of the 1k set (en/)."),
+    _option("train_size", None, Optional[int], "Use only the first N training questions."),
+    _option("max_facts", None, Optional[int], "Keep the most recent N facts of longer stories (counted, warned)."),
+    _option("variant", "dmn+", str, "dmn+ (Xiong et al. 2016) or dmn (Kumar et al. 2016): the defaults of "
+            "--sentence, --fusion, --gate, --update and --tied."),
+    _option("sentence", None, Optional[str], "Sentence encoding: pe (positional encoding) or gru (one GRU over the "
+            "story's words)."),
+    _option("fusion", None, Optional[bool], "Input fusion layer: a bidirectional GRU across the facts.",
+            "--fusion/--no-fusion"),
+    _option("gate", None, Optional[str], "Attention gates over the facts: softmax or sigmoid."),
+    _option("update", None, Optional[str], "Memory update: relu (a ReLU layer) or gru."),
+    _option("tied", None, Optional[bool], "One memory update for all passes (--untied: one per pass).",
+            "--tied/--untied"),
+    _option("passes", 3, int, "Episodic memory passes T."),
+    _option("hidden", 80, int, "Hidden units H, also the word embedding size."),
+    _option("dropout", 0.1, float, "Dropout on the facts and before the answer layer."),
+    _option("answer", "auto", str, "Answer module: softmax (one word), gru (a decoder, for tasks 8 and 19's "
+            "several words) or auto."),
+    _option("supervise_gates", False, bool, "Add the gates' cross-entropy against the supporting facts to the loss."),
+    _option("gate_weight", 1.0, float, "Weight of the gate loss (--supervise-gates)."),
+]
+
+
+def _run_babi(o: dict) -> None:
+    from .tasks import babi
+
+    if o["data"] is None:
+        raise ValueError("train babi: --data DIR is required: the bAbI directory tasks_1-20_v1-2 (holding en/ and "
+                         "en-10k/)")
+    task = babi.BabiTask(data=str(o["data"].resolve()), task=o["task"], ten_k=o["ten_k"], train_size=o["train_size"],
+                         max_facts=o["max_facts"], supervise_gates=o["supervise_gates"], gate_weight=o["gate_weight"])
+    model = {k: o[k] for k in ("variant", "answer", "sentence", "fusion", "gate", "update", "tied", "passes", "hidden",
+                               "dropout")}
+    out, cfg, _ = _whole_sequence_run("babi", o, "question")
+    command = (f"rnnkit train babi --data {o['data']} --task {o['task']}{' --ten-k' if o['ten_k'] else ''} "
+               f"--out {out} --resume")
+    report = babi.train(task, model, cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    data, test = report["data"], report["test"]
+    typer.echo(f"{report['task']}: {data['train']:,} train, {data['valid']:,} valid, {data['test']:,} test questions; "
+               f"vocabulary {report['vocabulary']} words")
+    typer.echo(f"model: {report['model']}, {report['parameters']:,} parameters")
+    best = f"step {report['best_step']} of {report['step']}" if report["best_step"] else f"step {report['step']}"
+    typer.echo(f"test accuracy {test['accuracy']:.2%} (error {test['error']:.2f} %) on {test['questions']:,} "
+               f"questions, the weights with the lowest validation loss ({best}); {report['seconds']:.0f} s of training")
+    typer.echo(f"gates of the first test question: {Path(out) / 'gates.png'}")
+
+
+_train_command("babi", "bAbI question answering with a Dynamic Memory Network (lecture 004: DMN+, DMN). --data: the "
+               "bAbI directory tasks_1-20_v1-2 (holding en/ and en-10k/).", BABI_OPTIONS, _run_babi)
+
+
+@app.command("answer")
+def answer_command(
+    run_dir: Path = typer.Argument(..., help="A `rnnkit train babi` run directory."),
+    source: str = typer.Argument("-", help="A story and its questions in bAbI format ('ID fact' lines, then 'ID "
+                                 "question?', optionally with <TAB>answer), or - for standard input."),
+    plot: Optional[Path] = typer.Option(None, help="Write the gates of every pass over the facts to this PNG "
+                                        "(NAME-1.png, NAME-2.png, ... for several questions)."),
+    top: int = typer.Option(5, help="At most this many attended facts per question."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Answer the questions about a story; print each answer and the facts the last pass attended to."""
+    from .tasks import babi
+
+    if top < 1:
+        raise ValueError(f"--top: expected >= 1, got {top}")
+    if source == "-":
+        text, where = sys.stdin.read(), "<stdin>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"answer: expected a bAbI-format file or -, got {source!r} (no such file)")
+        try:
+            text, where = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text (byte offset {e.start})") from None
+    results = babi.answer(run_dir, text, source=where, device=device, top=top, plot=plot)
+    for r in results:
+        verdict = "" if r["expected"] is None else \
+            f"  (expected {r['expected']}: {'right' if r['correct'] else 'wrong'})"
+        typer.echo(f"{r['question']} -> {r['answer']}{verdict}")
+        passes = len(r["gates"])
+        typer.echo(f"  attended in pass {passes} of {passes}:")
+        for label, gate in r["attended"]:
+            typer.echo(f"    {gate:.2f}  {label}")
+        if r["plot"] is not None:
+            typer.echo(f"  gates: {r['plot']}")
+
+
+# ----- Neural Turing Machine and Adaptive Computation Time: rnnkit train ntm / act (lecture 003) ---------------
+
+def _ntm_options() -> list[inspect.Parameter]:
+    """`rnnkit train ntm`: copy and repeat copy with a Neural Turing Machine or the LSTM baseline."""
+    from .memory.ntm import CONTROLLERS, MEMORY_INITS
+
+    return [
+        _option("task", "copy", str, "copy or repeat-copy (Graves et al. 2014, sections 4.1 and 4.2)."),
+        _option("model", "ntm", str, "ntm, or lstm: the baseline (Graves et al.'s 3 x 256 LSTM) trained the same way."),
+        _option("controller", "lstm", str, f"NTM controller: {', '.join(CONTROLLERS)}."),
+        _option("hidden", None, Optional[int], "Controller units (default 100), or LSTM baseline units (default 256)."),
+        _option("layers", None, Optional[int], "LSTM baseline layers (default 3)."),
+        _option("memory_size", 128, int, "N, memory locations."),
+        _option("memory_width", 20, int, "M, numbers per location."),
+        _option("read_heads", 1, int, "Read heads."),
+        _option("write_heads", 1, int, "Write heads."),
+        _option("shift_range", 1, int, "S: a head moves its focus by -S..S locations per step (0: content only)."),
+        _option("memory_init", "fixed", str, f"The constant initial memory (1e-6): {' or '.join(MEMORY_INITS)}."),
+        _option("width", 8, int, "Bits per vector."),
+        _option("min_length", 1, int, "Fewest vectors per training sequence."),
+        _option("max_length", None, Optional[int], "Most vectors per training sequence (default 20 for copy, 10 for "
+                "repeat-copy)."),
+        _option("min_repeats", 1, int, "repeat-copy: fewest repeats."),
+        _option("max_repeats", 10, int, "repeat-copy: most repeats."),
+        _option("batches_per_epoch", 100, int, "Fresh training batches generated per epoch."),
+        _option("valid_size", 500, int, "Validation sequences (keep-best, early stopping)."),
+        _option("test_size", 1000, int, "Test sequences (the reported bit error), never seen in training."),
+    ]
+
+
+def _refuse_unused(o: dict, defaults: dict, why: str) -> None:
+    """An option changed from its default that the chosen setting does not use is an error, not ignored."""
+    for name, default in defaults.items():
+        if o[name] != default:
+            raise ValueError(f"--{name.replace('_', '-')} {why} (got --{name.replace('_', '-')} {o[name]})")
+
+
+def _generated_run(name: str, o: dict, extra: str) -> tuple[Path, TrainConfig, str]:
+    if o["data"] is not None:
+        raise ValueError(f"train {name}: the data are generated from --seed; --data is not used (got {o['data']})")
+    out, cfg, _ = _whole_sequence_run(name, o, "sequence")
+    return out, cfg, f"rnnkit train {name} {extra} --out {out} --resume"
+
+
+def _run_ntm(o: dict) -> None:
+    from .tasks import ntm
+
+    low, high = ntm.DEFAULT_LENGTHS.get(o["task"], ntm.DEFAULT_LENGTHS["copy"])
+    if o["task"] != "repeat-copy":
+        _refuse_unused(o, {"min_repeats": 1, "max_repeats": 10}, "applies to --task repeat-copy")
+    task = ntm.NTMTask(o["task"], width=o["width"], min_length=o["min_length"], max_length=o["max_length"] or high,
+                       min_repeats=o["min_repeats"], max_repeats=o["max_repeats"],
+                       batches_per_epoch=o["batches_per_epoch"], valid_size=o["valid_size"], test_size=o["test_size"])
+    if o["model"] == "lstm":
+        _refuse_unused(o, {"controller": "lstm", "memory_size": 128, "memory_width": 20, "read_heads": 1,
+                           "write_heads": 1, "shift_range": 1, "memory_init": "fixed"}, "applies to --model ntm")
+        model = {"model": "lstm", **{k: o[k] for k in ("hidden", "layers") if o[k] is not None}}
+    else:
+        _refuse_unused(o, {"layers": None}, "applies to --model lstm (the NTM has one controller)")
+        model = {"model": o["model"], **{k: o[k] for k in ("controller", "memory_size", "memory_width", "read_heads",
+                                                            "write_heads", "shift_range", "memory_init")}}
+        if o["hidden"] is not None:
+            model["controller_size"] = o["hidden"]
+    kind, config = ntm.model_config(task, model)  # checked now, before anything is written
+    out, cfg, command = _generated_run("ntm", o, f"--task {task.task}")
+    if kind == "ntm":
+        what = (f"NTM ({config.controller} controller, {config.controller_size} units; memory {config.memory_size} x "
+                f"{config.memory_width}; {config.read_heads} read / {config.write_heads} write heads)")
+    else:
+        what = f"LSTM baseline ({config.layers} x {config.hidden})"
+    typer.echo(f"{task.describe()}: {what}")
+    report = ntm.train(task, model, cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    typer.echo(f"{report['parameters']:,} parameters; {report['step']} steps in {report['seconds']:.0f} s; run "
+               f"directory {out}")
+    typer.echo(ntm.describe(report))
+    typer.echo("bit error rate by length: " + ", ".join(f"{L}: {r['bit_error_rate']:.1%}"
+                                                        for L, r in report["by_length"].items()))
+    if kind == "ntm":
+        typer.echo(f"heads and memory on one test sequence: {Path(out) / 'ntm_trace.png'}")
+
+
+ACT_OPTIONS = [
+    _option("task", "parity", str, "parity (Graves 2016, section 3.1)."),
+    _option("cell", "rnn", str, f"The cell that ponders: {', '.join(KINDS)}."),
+    _option("hidden", 128, int, "Units of the cell."),
+    _option("size", 64, int, "Entries per parity vector (D)."),
+    _option("time_penalty", 1e-3, float, "tau, the weight of the ponder cost N + R in the loss."),
+    _option("epsilon", 0.01, float, "Halt once the halting probabilities add up to 1 - epsilon."),
+    _option("max_steps", 100, int, "Most ponder steps per input (1: no ACT, the plain recurrent network)."),
+    _option("halting_bias", 1.0, float, "Initial bias of the halting unit."),
+    _option("batches_per_epoch", 100, int, "Fresh training batches generated per epoch."),
+    _option("valid_size", 1000, int, "Validation vectors (keep-best, early stopping)."),
+    _option("test_size", 2000, int, "Test vectors (the reported accuracy), never seen in training."),
+]
+
+
+def _run_act(o: dict) -> None:
+    from .memory.act import ACTConfig
+    from .tasks import act
+
+    task = act.ACTTask(o["task"], size=o["size"], time_penalty=o["time_penalty"],
+                       batches_per_epoch=o["batches_per_epoch"], valid_size=o["valid_size"], test_size=o["test_size"])
+    model = {"cell": o["cell"], "hidden_size": o["hidden"], "epsilon": o["epsilon"], "max_steps": o["max_steps"],
+             "halting_bias": o["halting_bias"]}
+    config = ACTConfig(input_size=task.size, output_size=1, **model)  # checked now, before anything is written
+    out, cfg, command = _generated_run("act", o, f"--task {task.task}")
+    typer.echo(f"ACT parity, vectors of {task.size} entries: {config.cell} cell of {config.hidden_size} units, at most "
+               f"{config.max_steps} ponder steps, tau {task.time_penalty:g}")
+    report = act.train(task, model, cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    typer.echo(f"{report['parameters']:,} parameters; {report['step']} steps in {report['seconds']:.0f} s; run "
+               f"directory {out}")
+    typer.echo(act.describe(report))
+    typer.echo("by non-zero entries (accuracy, ponder steps): " + ", ".join(
+        f"{k}: {r['accuracy']:.0%} {r['ponder_steps']:.2f}" for k, r in report["by_nonzeros"].items()))
+    typer.echo(f"ponder steps per input: {Path(out) / 'ponder.png'}")
+
+
+_train_command("ntm", "Neural Turing Machine (Graves, Wayne & Danihelka 2014; lecture 003) on copy or repeat-copy, "
+               "generated and seeded; --model lstm trains the LSTM baseline the same way.", _ntm_options(), _run_ntm)
+_train_command("act", "Adaptive Computation Time (Graves 2016; lecture 003) on the parity task, generated and seeded.",
+               ACT_OPTIONS, _run_act)
+
+
 def _forecast_options() -> list[inspect.Parameter]:
     """`rnnkit train forecast`: lecture 003's temperature forecasting (and lecture 000's seq2seq series)."""
     from .models.forecast import MODELS

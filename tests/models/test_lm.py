@@ -1,5 +1,4 @@
 """LanguageModel: shapes, one-hot vs embedding inputs, tied weights, step == forward, overfits a batch."""
-import time
 
 import pytest
 import torch
@@ -105,7 +104,6 @@ def test_overfits_one_batch():
     x = torch.randint(0, 12, (4, 21), generator=torch.Generator().manual_seed(0))
     inputs, targets = x[:, :-1], x[:, 1:]
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    began = time.perf_counter()
     losses = []
     for _ in range(60):
         logits, _ = model(inputs)
@@ -115,7 +113,6 @@ def test_overfits_one_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
-    assert time.perf_counter() - began < 5
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bool, torch.uint8])

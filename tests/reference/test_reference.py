@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +248,6 @@ print("ok")
 
 
 def test_adagrad_learns_a_repeating_string():
-    start = time.perf_counter()
     data = "hello world " * 20
     chars = sorted(set(data))
     ix = {ch: i for i, ch in enumerate(chars)}
@@ -273,4 +271,3 @@ def test_adagrad_learns_a_repeating_string():
     first, last = losses[0], np.mean(losses[-10:])
     assert first == pytest.approx(seq_length * np.log(vocab), rel=0.01)  # ~uniform guess at the start
     assert last < 0.05 * first, (first, last)  # ~0.06 vs ~25 when BPTT is right
-    assert time.perf_counter() - start < 3.0

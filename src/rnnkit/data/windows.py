@@ -74,8 +74,10 @@ def generator(data: np.ndarray, lookback: int, delay: int, min_index: int, max_i
     rng = np.random if rng is None else rng
     data = np.asarray(data, dtype=np.float64)  # the lecture's arrays are float64
     offsets = np.arange(-lookback, 0, step)  # (T,)
-    # step 1: every window as a view, no copy: windows[s] = data[s : s + lookback], (N - lookback + 1, T, F)
-    windows = np.lib.stride_tricks.sliding_window_view(data, lookback, axis=0).transpose(0, 2, 1) if step == 1 else None
+    # every window as a strided view, no copy: windows[s] = data[s : s + span : step], (N - span + 1, T, F);
+    # a batch is then one gather of B windows (the loop builds an index list and gathers per sample)
+    span = (len(offsets) - 1) * step + 1
+    windows = np.lib.stride_tricks.sliding_window_view(data, span, axis=0)[:, :, ::step].transpose(0, 2, 1)
     i = min_index + lookback
     while True:
         if shuffle:
@@ -85,10 +87,7 @@ def generator(data: np.ndarray, lookback: int, delay: int, min_index: int, max_i
                 i = min_index + lookback
             rows = np.arange(i, min(i + batch_size, max_index))
             i += len(rows)
-        if windows is not None:
-            samples = windows[rows - lookback]  # (B, T, F): B contiguous blocks
-        else:
-            samples = np.take(data, (rows[:, None] + offsets).ravel(), axis=0).reshape(len(rows), len(offsets), -1)
+        samples = windows[rows - lookback]  # (B, T, F)
         targets = data[rows + delay, target_index]  # (B,)
         yield samples, targets
 
