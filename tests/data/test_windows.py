@@ -160,6 +160,23 @@ def test_window_shapes_and_ranges(n, features, lookback, step, delay):
     first_rows = x[:, 0, 0] / features  # data[i, 0] == i * features
     assert first_rows.min() == 0 and (first_rows + lookback).max() == ds.rows.max()
     assert torch.equal(y, torch.as_tensor(data[ds.rows.numpy() + delay, features - 1]))
+    for i, r in enumerate(ds.rows.tolist()):  # every window, gathered from the phase-major copy, is the slice
+        assert torch.equal(x[i], torch.as_tensor(data[r - lookback:r:step]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(60, 300), per_step=st.integers(1, 8), step=st.integers(1, 7), delay=st.integers(0, 9),
+       batch_size=st.integers(1, 40), shuffle=st.booleans(), seed=st.integers(0, 99))
+def test_generator_equals_the_lectures_loop_for_any_step(n, per_step, step, delay, batch_size, shuffle, seed):
+    lookback = per_step * step  # the lecture's loop allocates lookback // step rows, so it needs a multiple
+    if n - delay - 1 <= lookback:
+        return
+    data = np.random.default_rng(seed).normal(size=(n, 3))
+    args = (data, lookback, delay, 0, None, shuffle, batch_size, step)
+    np.random.seed(seed)
+    expected = take(lecture_generator(*args), 4)
+    np.random.seed(seed)
+    assert_same_batches(expected, take(generator(*args), 4))
 
 
 def test_batches_visit_every_window_once_per_epoch_in_a_seeded_order(data):

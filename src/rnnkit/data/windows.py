@@ -12,9 +12,12 @@ one gather, no loop per sample: with ``offsets = arange(-lookback, 0, step)`` (T
     rows (B,) ──+ offsets (T,)──> indices (B, T) ──data[...]──> samples (B, T, F)
     rows + delay ──data[..., target_index]──> targets (B,)
 
-(torch gathers B windows from the strided view of all windows that ``Tensor.unfold`` makes without copying,
-with one ``index_select``; numpy does the same with ``sliding_window_view`` when step is 1, and takes the
-B * T rows with one ``np.take`` otherwise, which measured faster there.)
+How the gather is made fast: with step > 1 a window's rows are ``step`` apart, so gathering it reads T
+scattered rows. Both implementations therefore first lay the data out once by phase (:func:`phase_major`):
+rows ``p, p + step, p + 2 step, ...`` side by side for each ``p < step``, so that every window is one
+contiguous block of T rows. Then a batch is one gather of B blocks from the strided view of all blocks
+(``sliding_window_view`` in numpy, ``Tensor.unfold`` in torch), no copy until the gather. The layout costs
+one copy of the data, made when the generator or dataset is created.
 
 - :func:`generator` is the lecture's generator with its exact parameters and output (same batches, same
   wrap-around, same ``np.random.randint`` draws), vectorised.
@@ -49,6 +52,32 @@ def _check_index(owner: str, name: str, value, low: int = 0) -> int:
     return int(value)
 
 
+def phase_major(data, step: int):
+    """Rows reordered by phase: ``(out, L)`` with ``out[p * L + k] = data[k * step + p]``, L = ceil(N / step).
+
+    The window of rows ``s, s + step, ..., s + (T - 1) step`` is then the contiguous block
+    ``out[block_index(s) : block_index(s) + T]``. Rows past the end of a phase are zero and never read
+    by a window that lies inside the data. Works on numpy arrays and torch tensors; (N, F) -> (step * L, F).
+    """
+    if step == 1:
+        return data, len(data)
+    n, features = data.shape
+    per_phase = -(-n // step)
+    if isinstance(data, Tensor):
+        padded = data.new_zeros((per_phase * step, features))
+    else:
+        padded = np.zeros((per_phase * step, features), dtype=data.dtype)
+    padded[:n] = data
+    stacked = padded.reshape(per_phase, step, features)  # (L, step, F)
+    stacked = stacked.permute(1, 0, 2) if isinstance(data, Tensor) else stacked.transpose(1, 0, 2)  # (step, L, F)
+    return stacked.reshape(step * per_phase, features), per_phase  # the reshape copies: phase-major rows
+
+
+def block_index(starts, step: int, per_phase: int):
+    """Where the window starting at data row ``starts`` begins in :func:`phase_major`'s layout."""
+    return (starts % step) * per_phase + starts // step
+
+
 def generator(data: np.ndarray, lookback: int, delay: int, min_index: int, max_index: int | None,
               shuffle: bool = False, batch_size: int = 128, step: int = 6, *, target_index: int = 1,
               rng=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -73,11 +102,9 @@ def generator(data: np.ndarray, lookback: int, delay: int, min_index: int, max_i
                          f"got {max_index}")
     rng = np.random if rng is None else rng
     data = np.asarray(data, dtype=np.float64)  # the lecture's arrays are float64
-    offsets = np.arange(-lookback, 0, step)  # (T,)
-    # every window as a strided view, no copy: windows[s] = data[s : s + span : step], (N - span + 1, T, F);
-    # a batch is then one gather of B windows (the loop builds an index list and gathers per sample)
-    span = (len(offsets) - 1) * step + 1
-    windows = np.lib.stride_tricks.sliding_window_view(data, span, axis=0)[:, :, ::step].transpose(0, 2, 1)
+    window = len(range(0, lookback, step))  # T
+    phased, per_phase = phase_major(data, step)  # (step * L, F): each window one block of T rows
+    windows = np.lib.stride_tricks.sliding_window_view(phased, window, axis=0).transpose(0, 2, 1)  # (., T, F)
     i = min_index + lookback
     while True:
         if shuffle:
@@ -87,7 +114,7 @@ def generator(data: np.ndarray, lookback: int, delay: int, min_index: int, max_i
                 i = min_index + lookback
             rows = np.arange(i, min(i + batch_size, max_index))
             i += len(rows)
-        samples = windows[rows - lookback]  # (B, T, F)
+        samples = windows[block_index(rows - lookback, step, per_phase)]  # (B, T, F), one gather
         targets = data[rows + delay, target_index]  # (B,)
         yield samples, targets
 
@@ -134,8 +161,9 @@ class WindowDataset(Dataset):
                              f"[{self.min_index + self.lookback}, {self.max_index}) (min_index {self.min_index} + "
                              f"lookback {self.lookback} up to max_index {self.max_index})")
         self.offsets = torch.arange(-self.lookback, 0, self.step)  # (T,)
-        # every window as a view (no copy): windows[s] = data[s : s + lookback : step], (N - lookback + 1, T, F)
-        self.windows = self.data.unfold(0, self.lookback, 1)[:, :, ::self.step].transpose(1, 2)
+        # every window as one block of the phase-major copy, and all blocks as a view: (step * L - T + 1, T, F)
+        phased, self._per_phase = phase_major(self.data, self.step)
+        self.windows = phased.unfold(0, len(self.offsets), 1).transpose(1, 2)
 
     @classmethod
     def for_range(cls, data, rows: tuple[int, int], lookback: int, delay: int, step: int, *, target_index: int,
@@ -163,7 +191,7 @@ class WindowDataset(Dataset):
     def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """Windows ``index`` (B,) at once: x (B, T, F), y (B,)."""
         rows = self.rows[index]
-        x = self.windows.index_select(0, rows - self.lookback)  # (B, T, F), one gather
+        x = self.windows.index_select(0, block_index(rows - self.lookback, self.step, self._per_phase))  # (B, T, F)
         return x, self.data[rows + self.delay, self.target_index]
 
     def sequence_targets(self, index: Tensor) -> Tensor:
