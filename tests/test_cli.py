@@ -15,16 +15,6 @@ runner = CliRunner()
 TRAIN_LINE = re.compile(r"^train MSE (\S+) -> (\S+) in (\d+) steps", re.MULTILINE)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The demo's tensors are tiny: on a busy machine a second intra-op thread only spins, and makes
-    each step tens of times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_demo_quiet_runs_and_its_loss_falls():
     result = runner.invoke(app, ["demo", "series", "--steps", "30", "--quiet", "--device", "cpu"])
     assert result.exit_code == 0, result.output

@@ -943,14 +943,22 @@ def evaluate(
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
     """Loss (nats), bits per character/word and perplexity of a trained language model; the test report
-    of an adding / copy / pattern run."""
-    from .tasks import memory
+    of an adding / copy / pattern, ntm, act or babi run (on the test set the run was made with)."""
+    from .tasks import act, babi, memory, ntm
 
-    if memory.is_run(run_dir):
+    task = checkpoint.run_task(run_dir)
+    if task in ("ntm", "act", "babi") or memory.is_run(run_dir):
         if data is not None or batch_size is not None:
-            raise ValueError(f"{run_dir}: this {memory.run_task(run_dir)} run is evaluated on its own generated "
-                             "test set; --data and --batch-size do not apply")
-        typer.echo(memory.describe(memory.evaluate_run(run_dir, device=device)))
+            held_out = "its bAbI task's test file" if task == "babi" else "its own generated test set"
+            raise ValueError(f"{run_dir}: this {task} run is evaluated on {held_out}; --data and --batch-size do "
+                             "not apply")
+        if task == "babi":
+            test = babi.evaluate_run(run_dir, device=device)
+            typer.echo(f"test accuracy {test['accuracy']:.2%} (error {test['error']:.2f} %) on "
+                       f"{test['questions']:,} questions")
+        else:
+            module = {"ntm": ntm, "act": act}.get(task, memory)
+            typer.echo(module.describe(module.evaluate_run(run_dir, device=device)))
         return
     typer.echo(_lm_report(lm.evaluate_run(run_dir, data=data, batch_size=batch_size, device=device)))
 

@@ -75,6 +75,9 @@ def test_cli_round_trip(tmp_path):
     assert config["task"] == "act" and config["model"]["cell"] == "gru" and config["data"]["size"] == 4
     assert act.evaluate_run(tmp_path / "run") == {k: v for k, v in json.loads(
         (tmp_path / "run" / "test.json").read_text()).items() if k not in ("step", "seconds")}
+    assert cli("evaluate", tmp_path / "run").stdout.splitlines() == [lines[2]]  # the same test line again
+    one_line_error(cli("evaluate", tmp_path / "run", "--data", "x.txt", ok=False),
+                   "this act run is evaluated on its own generated test set; --data and --batch-size do not apply")
 
 
 @pytest.mark.parametrize("args, expected", [

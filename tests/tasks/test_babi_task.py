@@ -135,6 +135,10 @@ def test_cli_train_answer_resume_round_trip(data, tmp_path):
     assert "test accuracy" in result.stdout and f"{out / 'gates.png'}" in result.stdout
     resumed = cli(*common, "--steps", "3", "--resume")
     assert "of 3); " in resumed.stdout  # trained on from step 2 to 3
+    test_line = next(line for line in resumed.stdout.splitlines() if line.startswith("test accuracy"))
+    assert test_line.startswith(cli("evaluate", out).stdout.strip() + ", the weights with the lowest")
+    one_line_error(cli("evaluate", out, "--batch-size", "4", ok=False),
+                   "this babi run is evaluated on its bAbI task's test file; --data and --batch-size do not apply")
     story = tmp_path / "story.txt"
     story.write_text(STORY)
     answered = cli("answer", out, story, "--plot", tmp_path / "gates.png", "--top", "2")

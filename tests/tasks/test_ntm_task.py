@@ -13,7 +13,7 @@ from rnnkit.data.algorithmic import (FixedBatches, SeededBatches, copy_sequences
                                      repeat_normalisation, seeded_generator)
 from rnnkit.data.batching import Batch
 from rnnkit.tasks import ntm
-from rnnkit.train import TrainConfig
+from rnnkit.train import TrainConfig, checkpoint
 
 from clikit import cli, one_line_error
 
@@ -141,6 +141,7 @@ def test_cli_trains_an_ntm_and_the_lstm_baseline(tmp_path):
     report = json.loads((tmp_path / "ntm" / "test.json").read_text())
     assert ntm.evaluate_run(tmp_path / "ntm")["bit_errors"] == report["bit_errors"]
     assert (tmp_path / "ntm" / "ntm_trace.png").stat().st_size > 1000
+    assert cli("evaluate", tmp_path / "ntm").stdout.splitlines() == [lines[2]]  # the same test line again
     lstm = cli("train", "ntm", "--model", "lstm", "--task", "repeat-copy", "--max-repeats", "2", "--hidden", "6",
                "--layers", "1", "--out", tmp_path / "lstm", *SMALL_CLI)
     assert lstm.stdout.startswith("repeat-copy, vectors of 3 bits, lengths 1-2, repeats 1-2: LSTM baseline (1 x 6)")
@@ -171,7 +172,7 @@ def test_load_refuses_another_task(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match=r"expected a ntm run, got task 'copy'"):
         ntm.load(tmp_path)
-    assert not ntm.is_run(tmp_path)
+    assert checkpoint.run_task(tmp_path) == "copy"
 
 
 def test_seeded_batches_check_their_arguments():

@@ -114,14 +114,6 @@ def train(task: ACTTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool
     return result
 
 
-def is_run(run_dir) -> bool:
-    path = Path(run_dir) / "config.json"
-    try:
-        return path.is_file() and checkpoint.read_json(path).get("task") == "act"
-    except (ValueError, AttributeError):
-        return False
-
-
 def load(run_dir, *, best: bool = True, device="cpu"):
     """(model, task, config) of an act run directory (no code is unpickled)."""
     run_dir, config = checkpoint.read_run_config(run_dir, ["act"])

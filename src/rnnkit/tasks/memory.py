@@ -143,18 +143,9 @@ def train(task: MemoryTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: b
     return result
 
 
-def run_task(run_dir) -> str | None:
-    """The task a run directory's config.json names, or None when there is no readable config."""
-    path = Path(run_dir) / "config.json"
-    try:
-        return checkpoint.read_json(path).get("task") if path.is_file() else None
-    except (ValueError, AttributeError):
-        return None
-
-
 def is_run(run_dir) -> bool:
     """Whether run_dir holds an adding, copy or pattern run."""
-    return run_task(run_dir) in synthetic.TASKS
+    return checkpoint.run_task(run_dir) in synthetic.TASKS
 
 
 def load(run_dir, *, best: bool = True, device="cpu") -> tuple[SequenceModel, MemoryTask, dict]:

@@ -567,6 +567,15 @@ def check_run_dir(path: PathLike, need: Iterable[str] = ("config.json", "model.s
     return path
 
 
+def run_task(run_dir: PathLike) -> str | None:
+    """The task a run directory's config.json names, or None when there is no readable config."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return read_json(path).get("task") if path.is_file() else None
+    except (ValueError, AttributeError):
+        return None
+
+
 def read_run_config(path: PathLike, tasks: Iterable[str], need: Iterable[str] = ("config.json", "model.safetensors"),
                     ) -> tuple[Path, dict]:
     """``check_run_dir``, then config.json, whose ``task`` must be one of ``tasks``: (run_dir, config)."""
