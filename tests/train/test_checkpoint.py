@@ -392,6 +392,40 @@ def test_pickled_objects_are_refused_not_executed(tmp_path, writer):
     assert not marker.exists()
 
 
+class ShellPayload:
+    """Unpickling this runs a shell command that creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+@pytest.mark.parametrize("writer", ["pickle.dump", "torch.save"])
+def test_resuming_a_run_directory_with_a_malicious_trainer_pt_is_refused_not_executed(tmp_path, writer):
+    """The whole path a user takes (Trainer(resume=True) on a run directory): the os.system payload is
+    refused with a CheckpointError naming trainer.pt, nothing runs, and no file in the directory changes."""
+    import tiny  # tests/train/conftest.py puts it on sys.path
+    from rnnkit.data import TensorBatches
+    from rnnkit.train import TrainConfig, Trainer
+
+    run_dir, marker = tmp_path / "run", tmp_path / "pwned"
+    g = torch.Generator().manual_seed(0)
+    data = TensorBatches(torch.randn(6, 5, 2, generator=g), torch.randn(6, 5, 1, generator=g), 3)
+    cfg = TrainConfig(steps=1, quiet=True, device="cpu")
+    Trainer(tiny.Regressor(), cfg, loss_fn=tiny.mse, train_data=data, run_dir=run_dir).fit()
+    state = load_trainer_state(run_dir / "trainer.pt")
+    with open(run_dir / "trainer.pt", "wb") as f:  # a plausible resume point with one poisoned entry
+        (pickle.dump if writer == "pickle.dump" else torch.save)({**state, "best": ShellPayload(marker)}, f)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    cfg = TrainConfig(steps=2, quiet=True, device="cpu")
+    with pytest.raises(CheckpointError, match=re.escape(str(run_dir / "trainer.pt"))):
+        Trainer(tiny.Regressor(), cfg, loss_fn=tiny.mse, train_data=data, run_dir=run_dir, resume=True)
+    assert not marker.exists()
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
 # ----- 6. atomic_write failures -------------------------------------------------------------------
 
 def test_atomic_write_keeps_old_file_when_writer_raises(tmp_path):

@@ -12,6 +12,8 @@ One plain loop (pytorch/examples' word_language_model, nanoGPT's train.py), no c
 
 Everything needed to resume lives in the run directory (see ``checkpoint.py``); ``trainer.pt`` holds
 the model and optimizer state together so that one atomic file write is one consistent checkpoint.
+The directory is locked (``RUN_DIR/.lock``, see ``lock.py``) from the Trainer's construction, before it
+writes anything there, to the end of ``fit``: a second training on the same directory is refused.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import random
 import signal
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -35,6 +38,7 @@ from torch import nn
 from ..layers.state import detach_state, map_state
 from . import checkpoint, distributed, tbptt
 from .evaluate import evaluate, forward, reset_rows
+from .lock import RunLock
 from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -143,6 +147,11 @@ class Trainer:
             on resume it must equal the saved one except for its "train" entry.
         resume: continue from ``run_dir/trainer.pt`` exactly where it stopped.
         resume_command: shown after Ctrl-C (e.g. "rnnkit train charlm --out runs/x --resume").
+
+    With a ``run_dir``, rank 0 locks it (``run_dir/.lock``) before writing anything there and keeps the
+    lock until ``fit`` returns or raises (Ctrl-C included); another live training holding it is a
+    :class:`~rnnkit.train.lock.LockError` naming the directory and its pid, with nothing in the directory
+    changed. A Trainer dropped without ``fit`` releases the lock when it is garbage-collected.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, *, loss_fn: Callable, train_data, valid_data=None,
@@ -182,17 +191,30 @@ class Trainer:
         self._interrupted = False
         self._started = time.perf_counter()
         self._tensorboard = None  # a SummaryWriter once the first record is logged, False without tensorboard
-        if resume:
-            self._resume()
-        else:
-            seed_everything(config.seed)
-            self._start_run_dir()
+        self._lock = self._lock_run_dir(resume)
+        try:
+            if resume:
+                self._resume()
+            else:
+                seed_everything(config.seed)
+                self._start_run_dir()
+        except BaseException:
+            self._release_run_dir()
+            raise
 
     # ----- the loop -------------------------------------------------------------------------------
 
     def fit(self) -> dict:
         """Train until `steps` or `epochs` are done, or early stopping; returns the last validation
         record (or the last training record when there is no validation data)."""
+        if self._lock is not None:
+            self._lock.acquire()  # a no-op while held; a second fit() locks again
+        try:
+            return self._fit()
+        finally:
+            self._release_run_dir()
+
+    def _fit(self) -> dict:
         progress = self._progress()
         previous_handler = self._install_sigint()
         self._tokens, self._train_seconds, self._started = 0, 0.0, time.perf_counter()
@@ -378,6 +400,22 @@ class Trainer:
         }
         checkpoint.save_trainer_state(self.run_dir / "trainer.pt", state)  # the resume point, one atomic file
         checkpoint.save_model(self.run_dir / "model.safetensors", self.raw_model, {"step": str(self.step)})
+
+    def _lock_run_dir(self, resume: bool) -> RunLock | None:
+        """Rank 0 locks the run directory before writing anything in it (None: nothing to lock)."""
+        if self.run_dir is None or not self.world.is_main:
+            return None
+        if not resume:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        elif not self.run_dir.is_dir():
+            return None  # _resume reports the missing directory
+        lock = RunLock(self.run_dir).acquire()
+        weakref.finalize(self, lock.release)  # a Trainer dropped without fit(); also at interpreter exit
+        return lock
+
+    def _release_run_dir(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def _start_run_dir(self) -> None:
         if self.run_dir is None or not self.world.is_main:
