@@ -1,6 +1,11 @@
 """RNN: the convenience constructor, a stack of (bidirectional) layers of one kind, on the fastest correct path."""
 from __future__ import annotations
 
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
@@ -26,6 +31,17 @@ KINDS = {
     "gru-cho": (GRUCell, {"reset_after": False}),
     "minimal-gru": (MinimalGRUCell, {}),
 }
+
+
+# torch's RNNBase.mode -> (RNN kind, cell keyword arguments, gates per layer)
+TORCH_MODES = {
+    "LSTM": ("lstm", {}, 4),
+    "GRU": ("gru", {}, 3),
+    "RNN_TANH": ("rnn", {}, 1),
+    "RNN_RELU": ("rnn", {"activation": "relu"}, 1),
+}
+_TORCH_NAMES = {"LSTM": "nn.LSTM", "GRU": "nn.GRU", "RNN_TANH": "nn.RNN (tanh)", "RNN_RELU": "nn.RNN (relu)"}
+_TORCH_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 
 
 def make_cell(kind: str, input_size: int, hidden_size: int, **cell_kwargs) -> nn.Module:
@@ -198,5 +214,150 @@ class RNN(nn.Module):
                 x = F.dropout(x, self.dropout, self.training)
         return x, new_state
 
+    # ----- torch.nn.LSTM / GRU / RNN interoperability ------------------------------------------------
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, *, batch_first: bool | None = None, fused="auto") -> "RNN":
+        """An RNN computing what ``module`` (a ``torch.nn.LSTM``, ``nn.GRU`` or ``nn.RNN``) computes, with its
+        weights copied (on the module's device and dtype, in its train / eval mode).
+
+        Taken from the module: the kind (``nn.GRU`` is the reset-after form, rnnkit's ``"gru"``; ``nn.RNN``
+        with ``nonlinearity="relu"`` is ``RNN("rnn", ..., activation="relu")``), ``input_size``,
+        ``hidden_size``, ``num_layers``, ``bidirectional``, ``bias`` and ``dropout`` (between layers, the same
+        meaning in both). ``batch_first`` is the module's unless given: torch defaults to (T, B, F) inputs,
+        rnnkit to (B, T, F). LSTM projections (``proj_size > 0``) have no rnnkit counterpart and are refused.
+
+        The final state differs in layout only: torch's ``h_n`` (L*D, B, H) is rnnkit's list of per-layer
+        states, ``h_n[l * D + d]`` being layer ``l``'s state (direction ``d``; for an LSTM the pair (h, c)).
+
+        Example::
+
+            >>> lstm = torch.nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+            >>> rnn = RNN.from_torch(lstm)       # rnn.torch_state_dict() loads back with strict=True
+        """
+        if not isinstance(module, nn.RNNBase) or module.mode not in TORCH_MODES:
+            hint = (" (for a single cell, load its state dict into rnnkit.cells.ElmanCell / LSTMCell / GRUCell)"
+                    if isinstance(module, nn.RNNCellBase) else "")
+            raise TypeError(f"RNN.from_torch: expected a torch.nn.LSTM, nn.GRU or nn.RNN, got "
+                            f"{type(module).__module__}.{type(module).__qualname__}{hint}")
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"RNN.from_torch: LSTM projections are not supported (rnnkit's LSTM has no weight_hr); "
+                             f"expected proj_size=0, got proj_size={module.proj_size}")
+        kind, cell_kwargs, _ = TORCH_MODES[module.mode]
+        rnn = cls(kind, module.input_size, module.hidden_size, module.num_layers,
+                  bidirectional=module.bidirectional, dropout=float(module.dropout),
+                  batch_first=module.batch_first if batch_first is None else batch_first, fused=fused,
+                  bias=module.bias, **cell_kwargs)
+        ref = module.weight_ih_l0
+        rnn.to(device=ref.device, dtype=ref.dtype)
+        rnn.load_torch_state_dict(module.state_dict())
+        return rnn.train(module.training)
+
+    def torch_state_dict(self) -> "OrderedDict[str, torch.Tensor]":
+        """The parameters under torch's names, loadable with ``strict=True`` into the ``nn.LSTM`` / ``nn.GRU``
+        / ``nn.RNN`` of the same sizes: ``weight_ih_l{k}`` (G*H, F_k), ``weight_hh_l{k}`` (G*H, H),
+        ``bias_ih_l{k}``, ``bias_hh_l{k}`` (G*H,) for layer k (G gates: 4 LSTM, 3 GRU, 1 RNN; F_0 the input
+        size, F_k = D*H above), with the suffix ``_reverse`` for the backward direction. The tensors are
+        detached and share memory with the parameters, as ``state_dict()`` does.
+
+        Raises ValueError when the kind has no torch module (``peephole``, ``gru-cho``, ``jordan``, ...).
+        """
+        self._torch_mode("torch_state_dict")
+        return OrderedDict((name, p.detach()) for name, p in self._torch_parameters())
+
+    def load_torch_state_dict(self, state_dict: Mapping) -> "RNN":
+        """Copy a ``torch.nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` state dict (torch's names, see
+        :meth:`torch_state_dict`) into this RNN's parameters, in place; returns self.
+
+        Everything is checked before anything is copied: the kind must be one torch has (``lstm``,
+        ``gru`` = reset-after, ``rnn`` tanh / relu), the keys must be exactly the expected ones (the
+        message names the expected and received layers, directions and bias), and every shape must match
+        (a GRU's 3 gates in an LSTM's 4 are named). Values are cast to the parameters' dtype and device.
+        A state dict cannot tell tanh from relu: that comes from this RNN (:meth:`from_torch` reads it).
+        """
+        mode = self._torch_mode("load_torch_state_dict")
+        owner = "RNN.load_torch_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{owner}: expected a state dict (a mapping of names to tensors), "
+                            f"got {type(state_dict).__name__}")
+        if any(isinstance(k, str) and k.startswith("weight_hr_l") for k in state_dict):
+            raise ValueError(f"{owner}: the state dict has LSTM projection weights (weight_hr_l*, proj_size > 0); "
+                             "rnnkit's LSTM has no projection, so it cannot be loaded")
+        own = OrderedDict(self._torch_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if missing or unexpected:
+            raise ValueError(f"{owner}: expected the state dict of {self._torch_description(mode)}, got "
+                             f"{_describe_torch_keys(state_dict)}; missing {missing}, unexpected {unexpected}")
+        G = TORCH_MODES[mode][2]
+        problems = []
+        for name, p in own.items():
+            value = state_dict[name]
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{owner}: expected {name!r} to be a tensor, got {type(value).__name__}")
+            if value.shape != p.shape:
+                problems.append(f"{name!r} has shape {tuple(value.shape)}, expected {tuple(p.shape)}"
+                                + _gate_hint(name, value, G, self.hidden_size, mode))
+        if problems:
+            raise ValueError(f"{owner}: the state dict does not fit {self._torch_description(mode)} with "
+                             f"hidden_size {self.hidden_size} and input_size {self.input_size}: " + "; ".join(problems))
+        with torch.no_grad():
+            for name, p in own.items():
+                p.copy_(state_dict[name])
+        return self
+
+    def _torch_mode(self, what: str) -> str:
+        """The torch module this RNN equals ('LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'), or a ValueError."""
+        if self.kernel is None:
+            hint = {"gru-cho": "; torch's nn.GRU is the reset-after form, RNN('gru', ...)",
+                    "peephole": "; torch's nn.LSTM has no peepholes, RNN('lstm', ...)"}.get(self.kind, "")
+            if self.kind == "rnn":
+                hint = f"; torch's nn.RNN is tanh or relu, got activation {self.cells[0].activation!r}"
+            raise ValueError(f"RNN.{what}: expected a kind torch has a module for ('lstm', 'gru' reset-after, "
+                             f"'rnn' tanh/relu), got {self.kind!r}{hint}")
+        return self.kernel
+
+    def _torch_parameters(self):
+        """(torch name, parameter) in nn.LSTM's order: per layer, per direction, w_ih, w_hh[, b_ih, b_hh]."""
+        directions = 2 if self.bidirectional else 1
+        for k in range(self.num_layers):
+            for d in range(directions):
+                cell = self.cells[k * directions + d]
+                suffix = f"_l{k}" + ("_reverse" if d else "")
+                names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if cell.bias else ())
+                for name in names:
+                    yield name + suffix, getattr(cell, name)
+
+    def _torch_description(self, mode: str) -> str:
+        layers = f"{self.num_layers} layer{'s' if self.num_layers > 1 else ''}"
+        way = "bidirectional" if self.bidirectional else "unidirectional"
+        bias = "with bias" if self.cells[0].bias else "without bias"
+        return f"a {layers} {way} {_TORCH_NAMES[mode]} {bias}"
+
     def extra_repr(self) -> str:
         return f"{self.kind!r}, num_layers={self.num_layers}, bidirectional={self.bidirectional}"
+
+
+def _describe_torch_keys(state_dict: Mapping) -> str:
+    """'2 layers, bidirectional, with bias' as read from a torch RNN state dict's keys."""
+    found = [m for m in (_TORCH_KEY.match(k) if isinstance(k, str) else None for k in state_dict) if m]
+    if not found:
+        shown = ", ".join(repr(k) for k in list(state_dict)[:4]) + (", ..." if len(state_dict) > 4 else "")
+        return f"no torch RNN keys (keys: {shown or 'none'})"
+    layers = max(int(m.group(2)) for m in found) + 1
+    way = "bidirectional" if any(m.group(3) for m in found) else "unidirectional"
+    bias = "with bias" if any(m.group(1).startswith("bias") for m in found) else "without bias"
+    return f"{layers} layer{'s' if layers > 1 else ''}, {way}, {bias}"
+
+
+def _gate_hint(name: str, value: torch.Tensor, gates: int, hidden_size: int, mode: str) -> str:
+    """' (3 gates x 16: an nn.GRU's layout, ...)' when a weight_hh of the right hidden size (H columns) has
+    another kind's gate count of rows."""
+    if not name.startswith("weight_hh") or value.dim() != 2 or value.shape[1] != hidden_size:
+        return ""
+    if value.shape[0] % hidden_size or value.shape[0] // hidden_size == gates:
+        return ""
+    other = {4: "an nn.LSTM's", 3: "an nn.GRU's", 1: "an nn.RNN's"}.get(value.shape[0] // hidden_size)
+    if other is None:
+        return ""
+    return f" ({value.shape[0] // hidden_size} gates x {hidden_size}: {other} layout, this is {_TORCH_NAMES[mode]})"
