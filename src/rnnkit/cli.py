@@ -62,6 +62,9 @@ class _Group(typer.core.TyperGroup):
 def _one_line(exc: BaseException) -> str:
     """The message on one line; the exception's type too when it is not an ordinary input error."""
     message = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.strerror:  # "[Errno 13] Permission denied: 'x'" -> "x: Permission denied"
+        named = exc.filename is not None and str(exc.filename) not in exc.strerror
+        message = " ".join((f"{exc.filename}: {exc.strerror}" if named else exc.strerror).split())
     if isinstance(exc, (ValueError, TypeError, OSError)) and message:
         return message
     name = f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -20,8 +20,10 @@ asking for it is an error that names the file and suggests the 1k set.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,14 +160,18 @@ def read_file(path) -> list[QA]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"bAbI file {path} not found")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            questions = parse(f, str(path))
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise ValueError(f"{path}: not a readable gzip file ({e})") from None
+    try:  # the whole file at once: a streaming decoder's offset would count from its last chunk
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte offset {e.start})") from None
-    except (gzip.BadGzipFile, EOFError) as e:
-        raise ValueError(f"{path}: not a readable gzip file ({e})") from None
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}: not UTF-8 text (byte offset {e.start}) at line {line}") from None
+    questions = parse(io.StringIO(text, newline=None), str(path))  # universal newlines, as open() reads
     if not questions:
         raise ValueError(f"{path}: holds no questions (expected bAbI lines 'ID text' and 'ID question<TAB>answer"
                          "<TAB>supporting IDs')")

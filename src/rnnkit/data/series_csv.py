@@ -91,19 +91,36 @@ class Series:
 # ----- reading the file ------------------------------------------------------------------------------
 
 
+def _zip_member(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        members = [m for m in archive.namelist() if m.lower().endswith(".csv") and not m.startswith("__MACOSX")]
+        if len(members) != 1:
+            raise ValueError(f"{path}: expected a zip archive holding exactly one .csv file, "
+                             f"got {members or 'none'}")
+        return archive.read(members[0])
+
+
 def _open_text(path: Path) -> io.TextIOBase:
     name = path.name.lower()
     if name.endswith(".zip"):
-        with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.namelist() if m.lower().endswith(".csv") and not m.startswith("__MACOSX")]
-            if len(members) != 1:
-                raise ValueError(f"{path}: expected a zip archive holding exactly one .csv file, "
-                                 f"got {members or 'none'}")
-            data = archive.read(members[0])
-        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(io.BytesIO(_zip_member(path)), encoding="utf-8-sig", newline="")
     if name.endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
+
+
+def _utf8_error(path: Path, e: UnicodeDecodeError) -> str:
+    """Where the file stops being UTF-8: the streaming decoder's ``e.start`` counts from its last chunk,
+    so decode the whole (decompressed) file again to find the byte offset and line in the file."""
+    name = path.name.lower()
+    raw = _zip_member(path) if name.endswith(".zip") else \
+        gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as whole:
+        line = raw.count(b"\n", 0, whole.start) + 1
+        return f"{whole.reason} at byte {whole.start}, line {line}"
+    return f"{e.reason} at byte {e.start}"
 
 
 def read_table(path) -> tuple[list[str], list[list[str]], list[int]]:
@@ -134,7 +151,7 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int]]:
                 rows.append([v.strip() for v in row])
                 lines.append(reader.line_num)
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ValueError(f"{path}: not UTF-8 text ({_utf8_error(path, e)})") from None
     except csv.Error as e:
         raise ValueError(f"{path}: malformed CSV: {e}") from None
     return header, rows, lines

@@ -146,6 +146,8 @@ def stream_source(ids: torch.Tensor, batch_size: int, seq_len: int) -> StreamBat
 def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="cpu") -> dict:
     """Loss (nats), bits per token and perplexity of a trained model: on the run's own validation text
     (cut as in training), or on the text file ``data``; streams and T as in training unless given."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"evaluate: expected batch_size >= 1 (parallel streams), got {batch_size!r}")
     model, vocab, config = load(run_dir, device=device)
     level, seq_len = config["data"]["level"], config["data"]["seq_len"]
     batch_size = batch_size or config["train"]["batch_size"]

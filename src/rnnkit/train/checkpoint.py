@@ -34,6 +34,8 @@ removes.
 """
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
 import math
@@ -70,7 +72,8 @@ class CheckpointError(ValueError):
 def atomic_write(path: PathLike, write_fn: Callable[[BinaryIO], Any]) -> Path:
     """Write ``path`` atomically: ``write_fn(f)`` writes to a binary temporary file in the same
     directory, which is fsynced and then renamed onto ``path``. On any exception the temporary file
-    is removed, the old file is left untouched, and the exception propagates. Returns the path.
+    is removed, the old file is left untouched, and the exception propagates; an OSError (a full disk,
+    an I/O error) comes back as the same kind of OSError with a message naming ``path``. Returns the path.
 
     A new file gets the usual permissions (0o666 minus the umask); an existing file keeps its mode.
     """
@@ -87,14 +90,24 @@ def atomic_write(path: PathLike, write_fn: Callable[[BinaryIO], Any]) -> Path:
         except FileNotFoundError:
             pass
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno is not None:  # a full disk, an I/O error: name the file
+            raise _write_error(path, e) from e
         raise
     _fsync_directory(directory)
     return path
+
+
+def _write_error(path: Path, e: OSError) -> OSError:
+    """The same kind of OSError (same errno), with a message naming ``path``; a full disk says so."""
+    reason = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        reason = f"the disk is full ({reason}); any earlier {path.name} is unchanged"
+    return OSError(e.errno, f"cannot write {path}: {reason}")
 
 
 def _create_temp(path: Path) -> tuple[Path, int]:
@@ -322,7 +335,11 @@ def save_trainer_state(path: PathLike, state: dict) -> Path:
     if not isinstance(state, dict):
         raise TypeError(f"save_trainer_state: expected a dict for {path}, got {type(state).__name__}")
     _check_plain(state, "state", path)
-    return atomic_write(path, lambda f: torch.save(state, f))
+    # serialise in memory first: torch.save's zip writer turns a failed write (a full disk) into an
+    # unreadable RuntimeError ("enforce fail at inline_container.cc"); a plain write reports ENOSPC
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def _check_plain(obj: Any, where: str, path: PathLike) -> None:
@@ -578,14 +595,24 @@ def run_task(run_dir: PathLike) -> str | None:
 
 def read_run_config(path: PathLike, tasks: Iterable[str], need: Iterable[str] = ("config.json", "model.safetensors"),
                     ) -> tuple[Path, dict]:
-    """``check_run_dir``, then config.json, whose ``task`` must be one of ``tasks``: (run_dir, config)."""
+    """``check_run_dir``, then config.json, whose ``task`` must be one of ``tasks``: (run_dir, config).
+    A readable config.json of another task is reported as such, before the files that task would need."""
+    path, tasks = Path(path), list(tasks)
+
+    def read_config() -> dict:
+        config = read_json(path / "config.json")
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{path / 'config.json'} holds a JSON {type(config).__name__}, expected an "
+                                  "object with the run's task, data, model and train settings")
+        if config.get("task") not in tasks:
+            wanted = f"a {' or '.join(tasks)} run" if len(tasks) <= 2 else f"a run of {', '.join(tasks)}"
+            raise CheckpointError(f"{path}: expected {wanted}, got task {config.get('task')!r}")
+        return config
+
+    # a readable config first: the wrong kind of run says so, instead of listing the files it lacks
+    config = read_config() if path.is_dir() and (path / "config.json").is_file() else None
     run_dir = check_run_dir(path, need)
-    config = read_json(run_dir / "config.json")
-    tasks = list(tasks)
-    if config.get("task") not in tasks:
-        wanted = f"a {' or '.join(tasks)} run" if len(tasks) <= 2 else f"a run of {', '.join(tasks)}"
-        raise CheckpointError(f"{run_dir}: expected {wanted}, got task {config.get('task')!r}")
-    return run_dir, config
+    return run_dir, config if config is not None else read_config()
 
 
 def load_run_weights(run_dir: PathLike, model: nn.Module, *, best: bool = True) -> nn.Module:
