@@ -90,7 +90,7 @@ def bench_translate(args, out: Path) -> str:
                      "layers": 1, "dropout": args.dropout}
         began = time.perf_counter()
         report = seq2seq.fit(tokens, task.processing, model_cfg, train_config(args, args.max_steps), out / attention,
-                             run_config={"task": "seq2seq", "data": {"bench": "fra-eng"}})
+                             run_config={"task": "seq2seq", "data": {"bench": "fra-eng"}}, min_freq=args.min_freq)
         seconds = time.perf_counter() - began
         model, src_vocab, tgt_vocab, _ = seq2seq.load(out / attention, device=args.device)
         beam = seq2seq.score(model, src_vocab, tgt_vocab, task.processing, tokens["test"], beam=5, device=args.device)
@@ -105,7 +105,7 @@ def bench_translate(args, out: Path) -> str:
              f"{', '.join(f'{n} {d:,}' for n, d in dropped.items())}); vocabulary "
              f"{any_report['vocabulary']['source']:,} French, {any_report['vocabulary']['target']:,} English tokens; "
              f"{args.cell}, embedding {args.embedding}, hidden {args.hidden}, bidirectional encoder; "
-             f"batch {args.batch}, lr {args.lr}; {args.minutes:g} minutes each",
+             f"batch {args.batch}, lr {args.lr}; vocabulary min-freq {args.min_freq}; {args.minutes:g} minutes each",
              "",
              "| attention | parameters | steps | valid loss | BLEU greedy | BLEU beam 5 | chrF greedy | chrF beam 5 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -142,6 +142,7 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--test-pairs", type=int, default=None, help="translate: score only the first N test pairs.")
+    p.add_argument("--min-freq", type=int, default=1, help="translate: tokens seen fewer times in training are <unk>.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="Where the run directories go (default: a temp dir).")
