@@ -1014,6 +1014,38 @@ def translate_command(
         typer.echo(f"attention: {result['plot']}", err=True)
 
 
+@app.command("export")
+def export_command(
+    run_dir: Path = typer.Argument(..., help="A trained run directory (charlm, wordlm, classify, seqmnist, adding, "
+                                   "copy, pattern, forecast, ntm, seq2seq, dates)."),
+    format: str = typer.Option("onnx", "--format", help="torchscript or onnx (onnx is checked with onnxruntime: "
+                               "pip install 'rnnkit[onnx]')."),
+    out: Optional[Path] = typer.Option(None, help="Directory for the graph and its FORMAT.json sidecar (default RUN_DIR/export)."),
+):
+    """Export a run's model as a TorchScript or ONNX graph of plain tensors that takes any batch size and
+    sequence length, checked against the model on a padded batch of mixed lengths."""
+    from .export import export_run
+
+    result = export_run(run_dir, format, out)
+    where = Path(result["out"])
+
+    def ports(items):
+        return ", ".join(f"{p['name']} ({', '.join(map(str, p['shape']))}{',' if len(p['shape']) == 1 else ''}) "
+                         f"{p['dtype']}" for p in items)
+
+    for graph in result["graphs"]:
+        typer.echo(f"{where / graph['file']} ({graph['bytes'] / 1024:,.0f} kB): {ports(graph['inputs'])} -> "
+                   f"{ports(graph['outputs'])}")
+        check = graph["check"]
+        shapes = ", ".join(f"{k} {tuple(v)}" for k, v in check["input_shapes"].items())
+        if "skipped" in check:
+            typer.echo(f"  not checked: {check['skipped']}")
+        else:
+            typer.echo(f"  checked against the eager model on {shapes}: max |difference| {check['max_abs_diff']:.1e}")
+    typer.echo(f"{where / result['sidecar']}: inputs, outputs, exporter ({result['exporter']})"
+               + (f"; copied {', '.join(result['files'])}" if result["files"] else ""))
+
+
 data_app = typer.Typer(help="Data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

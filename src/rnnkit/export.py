@@ -1,0 +1,670 @@
+r"""Export a trained run as a TorchScript or ONNX graph of plain tensors, for any batch size and length.
+
+    rnnkit export RUN_DIR --format torchscript|onnx [--out DIR]
+      RUN_DIR/export/model.pt or model.onnx      the graph (seq2seq: encoder.* and decoder_step.*)
+      RUN_DIR/export/onnx.json (torchscript.json) the sidecar: task, inputs and outputs (names, dtypes, shapes),
+                                                 the exporter, the check, the run files the inputs come from
+
+**How lengths work in the graph.** rnnkit's layers run torch's fused kernels over ``PackedSequence`` when
+sequences have lengths; ``pack_padded_sequence`` does not export to ONNX (pytorch#62240), and a traced Python
+loop over time would be unrolled to the example's length. So the export never uses either: every recurrent
+layer is replaced by the explicit step of its own cell inside a **scripted loop** over time
+(:class:`_TimeLoop`, an ONNX ``Loop``), and lengths are a mask ``t < lengths[b]`` that keeps each sequence's
+last valid state (``torch.where``), exactly what :class:`rnnkit.layers.Recurrent`'s explicit path computes.
+The code around the loop (embedding, heads, pooling, attention) is the model's own ``forward``, traced
+(``torch.jit.trace``); shapes are recorded as shape arithmetic, so the graph takes any B and T.
+
+**Exporters.** TorchScript: ``torch.jit.trace`` of the model around ``torch.jit.script``-ed loops, saved with
+``torch.jit.save``. torch 2.13 marks TorchScript deprecated (``torch.jit.script`` warns; the warnings are
+silenced here) but it still works, and it is the only torch format whose graphs carry a loop over a dynamic
+length without extra dependencies. ONNX: the TorchScript-based exporter, ``torch.onnx.export(...,
+dynamo=False)`` at opset 17, on that same traced module, with dynamic axes for B and T. The default dynamo
+exporter needs ``onnxscript`` and cannot export a Python loop over a symbolic length. Running the ONNX file
+takes ``onnxruntime`` (the optional extra ``pip install rnnkit[onnx]``).
+
+**Every export is checked.** The written file is loaded back (``torch.jit.load`` / ``onnxruntime``) and run
+on a padded batch of mixed lengths whose B and T differ from the traced example's; its outputs must match
+the eager model's (the fused kernels with packed sequences) to ``CHECK_TOLERANCE``, or the export fails.
+Without onnxruntime the ONNX check is skipped, and the sidecar says so.
+
+Supported tasks: ``charlm`` and ``wordlm`` (every ``--cell``; a TCN takes no lengths), ``classify`` (every
+``--model``), ``seqmnist``, ``adding``, ``copy``, ``pattern``, ``forecast`` (any B; windows keep the run's
+length), ``ntm`` (the LSTM baseline in both formats, the NTM in TorchScript only: inside an ONNX loop body the
+exporter loses the tensor ranks its addressing needs), ``seq2seq`` and ``dates`` (two graphs: the encoder, and
+one decoder step for a greedy or beam search around it). Not supported: ``babi`` and ``act`` (data-dependent
+control flow; see ``UNSUPPORTED``).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .cells.params import SMALL_BATCH
+from .layers import RNN, Bidirectional, Recurrent, Stacked
+from .layers.lengths import reverse_within_lengths
+from .layers.state import map_state
+from .train import checkpoint
+
+FORMATS = ("torchscript", "onnx")
+SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+OPSET = 17
+CHECK_TOLERANCE = 1e-4  # float32, absolute: the fused kernels and the explicit steps round differently
+# Traced with more than SMALL_BATCH sequences: the cells' small-batch inference shortcuts (cached weight copies)
+# would otherwise be recorded as constants.
+EXAMPLE_BATCH, EXAMPLE_STEPS = SMALL_BATCH + 1, 6
+CHECK_BATCH, CHECK_STEPS = 5, 11  # another B and T than the example's: the graph must not depend on them
+
+SUPPORTED = ("charlm", "wordlm", "classify", "seqmnist", "adding", "copy", "pattern", "forecast", "ntm",
+             "seq2seq", "dates")
+UNSUPPORTED = {
+    "babi": "the DMN's episodic memory runs a data-dependent number of passes over facts of data-dependent counts",
+    "act": "Adaptive Computation Time ponders a data-dependent number of steps per input",
+}
+
+
+# ----- a state as one (B, S) tensor, so a loop carries a single tensor whatever the cell -----------------------
+
+def _parts(state) -> list[Tensor]:
+    """The tensors of a nested state (tuples and lists of tensors), depth first."""
+    if isinstance(state, Tensor):
+        return [state]
+    return [t for s in state for t in _parts(s)]
+
+
+def _rebuild(parts: list[Tensor], template):
+    """The inverse of _parts: tensors back into template's structure (consumes parts from the front)."""
+    if isinstance(template, Tensor):
+        return parts.pop(0)
+    rebuilt = [_rebuild(parts, s) for s in template]
+    return rebuilt if isinstance(template, list) else tuple(rebuilt)
+
+
+def _flat(state) -> Tensor:
+    return torch.cat([p.flatten(1) for p in _parts(state)], dim=1)  # (B, S)
+
+
+def _unflat(flat: Tensor, template):
+    """(B, S) -> a state shaped like template (whose batch size may differ)."""
+    pieces = flat.split([p[0].numel() for p in _parts(template)], dim=1)
+    parts = [x.reshape((-1,) + tuple(p.shape[1:])) for x, p in zip(pieces, _parts(template))]
+    return _rebuild(parts, template)
+
+
+class _CellStep(nn.Module):
+    """One step of a cell on a flat state, traced: (x_t (B, G), s (B, S)) -> (y_t (B, O), s (B, S)). x_t is the
+    input projection W_x x_t + b for cells with ``project_input`` and ``step`` (done for all T before the loop),
+    else the input itself (the cell's ``forward``)."""
+
+    def __init__(self, cell: nn.Module, template):
+        super().__init__()
+        self.cell, self.template = cell, template
+        self.projected = hasattr(cell, "project_input") and hasattr(cell, "step")
+
+    def forward(self, x: Tensor, s: Tensor):
+        state = _unflat(s, self.template)
+        y, state = self.cell.step(x, state) if self.projected else self.cell(x, state)
+        return y, _flat(state)
+
+
+class _TimeLoop(nn.Module):
+    """The loop over time, scripted (an ONNX Loop): xs (T, B, G), mask (T, B, 1) bool, s (B, S) ->
+    outputs (T, B, O) and the state after each sequence's last valid step."""
+
+    def __init__(self, step: nn.Module):
+        super().__init__()
+        self.step = step
+
+    def forward(self, xs: Tensor, mask: Tensor, s: Tensor) -> Tuple[Tensor, Tensor]:
+        ys: List[Tensor] = []
+        for t in range(xs.size(0)):
+            y, new = self.step(xs[t], s)
+            s = torch.where(mask[t], new, s)  # finished sequences keep their last valid state
+            ys.append(y)
+        return torch.stack(ys), s
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences TorchScript's deprecation warnings and the tracer's warnings about the models' Python-side input
+    checks (int(lengths.min()) and the like: checked on the example at trace time, which is all they are for)."""
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):
+            warnings.filterwarnings("ignore", category=category)
+        yield
+
+
+class ExportRecurrent(nn.Module):
+    """What :class:`rnnkit.layers.Recurrent` computes (evaluation mode), as an exportable graph: the input
+    projection for all steps, a scripted loop of the cell's step, masks instead of packed sequences.
+
+    ``forward(x, lengths=None, state=None) -> (outputs, final_state)`` with the layer's shapes and state structure.
+    """
+
+    def __init__(self, layer: Recurrent):
+        super().__init__()
+        self.cell, self.reverse, self.batch_first = layer.cell, layer.reverse, layer.batch_first
+        with torch.no_grad():
+            self.template = map_state(lambda s: s.detach(), layer.cell.initial_state(1))
+            self.register_buffer("initial", _flat(self.template), persistent=False)  # (1, S): s_0 of one sequence
+        step = _CellStep(layer.cell, self.template)
+        B = EXAMPLE_BATCH
+        x = torch.zeros(B, layer.cell.input_size, dtype=self.initial.dtype, device=self.initial.device)
+        with torch.no_grad(), _quiet():
+            x = layer.cell.project_input(x) if step.projected else x
+            traced = torch.jit.trace(step, (x, self.initial.expand(B, -1).contiguous()), check_trace=False)
+            self.loop = torch.jit.script(_TimeLoop(traced))
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None):
+        xs = x.transpose(0, 1) if self.batch_first else x  # (T, B, F)
+        if lengths is None:
+            mask = torch.ones_like(xs[..., :1], dtype=torch.bool)  # (T, B, 1)
+        else:
+            mask = (torch.arange(xs.shape[0], device=xs.device)[:, None] < lengths.to(xs.device)[None, :])[..., None]
+            xs = xs.masked_fill(~mask, 0.0)  # padding never reaches the cell
+        if self.reverse:
+            xs = reverse_within_lengths(xs, lengths)
+        if hasattr(self.cell, "project_input") and hasattr(self.cell, "step"):
+            xs = self.cell.project_input(xs)  # (T, B, G): one product for all steps
+        s = self.initial.expand(xs.shape[1], -1) if state is None else _flat(state)
+        out, s = self.loop(xs, mask, s)  # (T, B, O), (B, S)
+        out = out.masked_fill(~mask, 0.0)
+        if self.reverse:
+            out = reverse_within_lengths(out, lengths)
+        return (out.transpose(0, 1) if self.batch_first else out), _unflat(s, self.template)
+
+
+class ExportBidirectional(nn.Module):
+    """:class:`rnnkit.layers.Bidirectional` on two :class:`ExportRecurrent` layers."""
+
+    def __init__(self, layer: Bidirectional):
+        super().__init__()
+        self.forward_layer = ExportRecurrent(layer.forward_layer)
+        self.backward_layer = ExportRecurrent(layer.backward_layer)
+        self.merge = layer._merge
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None):
+        s_f, s_b = (None, None) if state is None else state
+        out_f, s_f = self.forward_layer(x, lengths, s_f)
+        out_b, s_b = self.backward_layer(x, lengths, s_b)
+        return self.merge(out_f, out_b), (s_f, s_b)
+
+
+class ExportStack(nn.Module):
+    """An :class:`rnnkit.layers.RNN` or :class:`Stacked` of exportable layers (no dropout: evaluation)."""
+
+    def __init__(self, stack: Stacked):
+        super().__init__()
+        self.layers = nn.ModuleList(exportable(layer) for layer in stack.layers)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None):
+        states = []
+        for i, layer in enumerate(self.layers):
+            x, s = layer(x, lengths, None if state is None else state[i])
+            states.append(s)
+        return x, states
+
+
+def exportable(layer: nn.Module) -> nn.Module:
+    """The exportable twin of a recurrent layer (same call, same numbers, same parameters); any other
+    module (a TCN: convolutions and masks export as they are) is returned unchanged."""
+    if isinstance(layer, RNN):
+        return ExportStack(layer.stack)
+    if isinstance(layer, Stacked):
+        return ExportStack(layer)
+    if isinstance(layer, Bidirectional):
+        return ExportBidirectional(layer)
+    if isinstance(layer, Recurrent):
+        return ExportRecurrent(layer)
+    return layer
+
+
+def _with(model: nn.Module, **modules: nn.Module) -> nn.Module:
+    """A shallow copy of model whose named submodules are replaced; model itself is untouched."""
+    clone = copy.copy(model)
+    clone._modules = {**model._modules, **modules}
+    return clone
+
+
+# ----- graphs: a module of plain tensors in and out, its ports, an example and the eager reference ---------------
+
+@dataclass
+class Port:
+    name: str
+    dtype: str  # "int64" or "float32"
+    shape: tuple  # ints and symbols ("B", "T", "S")
+
+    def describe(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass
+class Graph:
+    """``module(*inputs)`` returns a tuple of tensors; ``example(B, T)`` makes inputs (a padded batch of mixed
+    lengths) and ``reference(inputs)`` computes the same outputs with the eager model."""
+
+    name: str
+    module: nn.Module
+    inputs: list[Port]
+    outputs: list[Port]
+    example: Callable[[int, int, torch.Generator], tuple]
+    reference: Callable[[tuple], tuple]
+    notes: list[str] = field(default_factory=list)
+
+
+def _lengths(B: int, T: int, g: torch.Generator) -> Tensor:
+    """(B,) lengths in [1, T], mixed: one sequence fills T, one has a single step (when B > 1)."""
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    lengths[0] = T
+    if B > 1:
+        lengths[-1] = 1
+    return lengths
+
+
+def _ids(B: int, T: int, vocab: int, g: torch.Generator) -> Tensor:
+    return torch.randint(0, vocab, (B, T), generator=g)  # random padding too: it must not matter
+
+
+def _floats(B: int, T: int, F: int, g: torch.Generator) -> Tensor:
+    return torch.randn(B, T, F, generator=g)
+
+
+class _Outputs(nn.Module):
+    """Adapts fn(*inputs) -> tuple of tensors to a module (for tracing)."""
+
+    def __init__(self, fn: Callable, **modules: nn.Module):
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+        self.fn = fn
+
+    def forward(self, *inputs):
+        return tuple(self.fn(*inputs))
+
+
+def _state_names(template) -> list[str]:
+    count = len(_parts(template))
+    return ["h"] if count == 1 else ["h", "c"] if count == 2 else [f"state{i}" for i in range(count)]
+
+
+def _by_part(states: list) -> list[Tensor]:
+    """An RNN's per-layer states -> one (L, B, H) tensor per state part (h; or h and c), torch's layout."""
+    per_layer = [_parts(s) for s in states]
+    return [torch.stack([p[k] for p in per_layer]) for k in range(len(per_layer[0]))]
+
+
+def _by_layer(parts: list[Tensor], template) -> list:
+    """The inverse of _by_part: (L, B, H) tensors -> per-layer states shaped like template (a cell's state)."""
+    return [_rebuild([p[l] for p in parts], template) for l in range(parts[0].shape[0])]
+
+
+def _lm_graphs(model) -> list[Graph]:
+    c = model.config
+    if c.cell == "tcn":
+        return [_tcn_lm_graph(model)]
+    clone = _with(model, rnn=exportable(model.rnn))
+    template = model.rnn.cells[0].initial_state(1)
+    names = _state_names(template)
+    L, H = c.layers, c.hidden
+
+    def run(ids, lengths, *state):
+        logits, states = clone(ids, _by_layer(list(state), template), lengths)
+        return (logits, *_by_part(states))
+
+    def example(B, T, g):
+        return (_ids(B, T, c.vocab_size, g), _lengths(B, T, g), *(0.5 * torch.randn(L, B, H, generator=g)
+                                                                   for _ in names))
+
+    def reference(inputs):
+        ids, lengths, *state = inputs
+        logits, states = model(ids, _by_layer(list(state), template), lengths)
+        return (logits, *_by_part(states))
+
+    inputs = [Port("ids", "int64", ("B", "T")), Port("lengths", "int64", ("B",)),
+              *[Port(n, "float32", (L, "B", H)) for n in names]]
+    outputs = [Port("logits", "float32", ("B", "T", c.vocab_size)), *[Port(f"{n}_n", "float32", (L, "B", H)) for n in names]]
+    notes = [f"{', '.join(names)}: every layer's state, zeros to start a text; {', '.join(n + '_n' for n in names)}: "
+             "each sequence's state after its last valid step (feed it back to continue)",
+             "logits at t >= lengths[b] are those of a zero RNN output (padding)"]
+    return [Graph("model", _Outputs(run, model=clone), inputs, outputs, example, reference, notes)]
+
+
+def _tcn_lm_graph(model) -> Graph:
+    """A TCN language model reads unpadded streams (no lengths): it is causal, so padding after a text's end
+    never changes the logits before it."""
+    V = model.config.vocab_size
+
+    def run(ids):
+        return (model(ids)[0],)
+
+    return Graph("model", _Outputs(run, model=model), [Port("ids", "int64", ("B", "T"))],
+                 [Port("logits", "float32", ("B", "T", V))], lambda B, T, g: (_ids(B, T, V, g),),
+                 lambda inputs: (model(inputs[0])[0],),
+                 notes=["a TCN: logits[:, t] read ids[:, :t + 1] only (causal), so pad texts at the end; no "
+                        "state is carried between calls"])
+
+
+def _classifier_graphs(model) -> list[Graph]:
+    c = model.config
+    encoder = getattr(model, "encoder", None)
+    clone = model if encoder is None else _with(model, encoder=exportable(encoder))
+    ids = c.vocab_size > 0
+    classes = 1 if c.binary else c.num_classes
+
+    def run(x, lengths):
+        return (clone(x, lengths=lengths)[0],)
+
+    def example(B, T, g):
+        x = _ids(B, T, c.vocab_size, g) if ids else _floats(B, T, c.input_size, g)
+        return x, _lengths(B, T, g)
+
+    def reference(inputs):
+        return (model(inputs[0], lengths=inputs[1])[0],)
+
+    x_port = Port("ids", "int64", ("B", "T")) if ids else Port("x", "float32", ("B", "T", c.input_size))
+    return [Graph("model", _Outputs(run, model=clone), [x_port, Port("lengths", "int64", ("B",))],
+                  [Port("logits", "float32", ("B", classes))], example, reference,
+                  notes=["logits (B, 1): binary, p(class 1) = sigmoid; (B, C): softmax over the classes"])]
+
+
+def _sequence_graphs(model, what: str) -> list[Graph]:
+    """SequenceModel (adding, copy, pattern, the ntm task's LSTM baseline) and NTM: x (B, T, F), lengths."""
+    c = model.config
+    if hasattr(model, "layer"):  # NTM: one Recurrent of an NTMCell
+        clone = _with(model, layer=exportable(model.layer))
+        out_shape = ("B", "T", c.output_size)
+    else:
+        clone = _with(model, encoder=exportable(model.encoder))
+        out_shape = ("B", c.output_size) if c.readout == "last" else ("B", "T", c.output_size)
+
+    def run(x, lengths):
+        return (clone(x, lengths=lengths)[0],)
+
+    def example(B, T, g):
+        return _floats(B, T, c.input_size, g), _lengths(B, T, g)
+
+    def reference(inputs):
+        return (model(inputs[0], lengths=inputs[1])[0],)
+
+    return [Graph("model", _Outputs(run, model=clone),
+                  [Port("x", "float32", ("B", "T", c.input_size)), Port("lengths", "int64", ("B",))],
+                  [Port("preds", "float32", out_shape)], example, reference, notes=[what])]
+
+
+def _forecast_graphs(model) -> list[Graph]:
+    c = model.config
+    encoder = getattr(model, "encoder", None)
+    clone = model if encoder is None else _with(model, encoder=exportable(encoder))
+
+    def run(x):
+        return (clone(x)[0],)
+
+    def example(B, T, g):  # a forecaster reads windows of exactly c.window steps
+        return (_floats(B, c.window, c.input_size, g),)
+
+    def reference(inputs):
+        return (model(inputs[0])[0],)
+
+    return [Graph("model", _Outputs(run, model=clone), [Port("x", "float32", ("B", c.window, c.input_size))],
+                  [Port("preds", "float32", ("B", c.window) if c.seq2seq else ("B",))], example, reference,
+                  notes=[f"x: windows of {c.window} normalised steps (normalisation.json, columns.json); "
+                         "preds in normalised units of the target"])]
+
+
+class _ZeroState(nn.Module):
+    """A layer whose ``initial_state(B)`` is traceable: the cells check that B is an int, which a traced batch
+    size is not (a 0-dim tensor). Everything else is the layer's own."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+        self.template = map_state(lambda s: s.detach(), layer.initial_state(1))
+
+    def initial_state(self, batch_size, *, device=None, dtype=None):
+        return map_state(lambda s: s.to(device=device, dtype=dtype).expand(batch_size, -1), self.template)
+
+    def forward(self, *args, **kwargs):
+        return self.layer(*args, **kwargs)
+
+    def step(self, *args, **kwargs):
+        return self.layer.step(*args, **kwargs)
+
+
+def seq2seq_graphs(model) -> list[Graph]:
+    """Two graphs around which any decoding loop (greedy, beam) runs: ``encoder`` reads the source once,
+    ``decoder_step`` takes the previous token and the state and returns the next token's logits and state."""
+    from .attention import source_mask
+    from .models.seq2seq import DecoderState
+
+    c = model.config
+    clone = _with(model, encoder=exportable(model.encoder), decoder=_ZeroState(model.decoder))
+    template = model.decoder.cells[0].initial_state(1)
+    names = _state_names(template)
+    L, H = c.layers, c.hidden
+    has_keys = model.attention is not None and model.attention.keys(torch.zeros(1, 1, H)) is not None
+    A = model.attention.keys(torch.zeros(1, 1, H)).shape[-1] if has_keys else None
+
+    query = c.attention == "bahdanau"  # the only decoder that reads s_{i-1} (state.output) besides the RNN state
+    local_m = c.attention == "local-m"  # the only one that reads the position
+    attends = model.attention is not None
+
+    def encoded(state: DecoderState) -> tuple:
+        return (state.memory, *([state.keys] if has_keys else []), *_by_part(state.rnn),
+                *([state.output] if query else []), *([state.feed] if c.feeds_input else []))
+
+    def encode(src, lengths):
+        return encoded(clone.encode(src, lengths))
+
+    def encode_example(B, T, g):
+        return _ids(B, T, c.src_vocab_size, g), _lengths(B, T, g)
+
+    def encode_reference(inputs):
+        return encoded(model.encode(*inputs))
+
+    def decoder_state(inputs) -> tuple[Tensor, DecoderState]:
+        y_prev, *rest = inputs
+        parts, rest = rest[:len(names)], rest[len(names):]
+        output, rest = (rest[0], rest[1:]) if query else (parts[0][-1], rest)  # else unused: the top layer's h
+        feed, rest = (rest[0], rest[1:]) if c.feeds_input else (None, rest)
+        if not attends:  # Sutskever's decoder reads its RNN state only
+            return y_prev, DecoderState(rnn=_by_layer(list(parts), template), output=output, feed=None, step=0, memory=None,
+                                        keys=None, mask=None)
+        memory, rest = rest[0], rest[1:]
+        keys, rest = (rest[0], rest[1:]) if has_keys else (None, rest)
+        lengths, step = (rest[0], rest[1]) if local_m else (rest[0], 0)
+        state = DecoderState(rnn=_by_layer(list(parts), template), output=output, feed=feed, step=step, memory=memory,
+                             keys=keys, mask=source_mask(lengths, memory.shape[1]))
+        return y_prev, state
+
+    def stepped(logits, state: DecoderState) -> tuple:
+        return (logits, *_by_part(state.rnn), *([state.output] if query else []), *([state.feed] if c.feeds_input else []),
+                *([state.weights] if attends else []))
+
+    def step(*inputs):
+        return stepped(*clone.step(*decoder_state(inputs)))
+
+    def step_example(B, T, g):  # T is the source length S here
+        def r(*shape):
+            return 0.5 * torch.randn(*shape, generator=g)
+
+        return (torch.randint(0, c.tgt_vocab_size, (B,), generator=g), *(r(L, B, H) for _ in names),
+                *([r(B, H)] if query else []), *([r(B, H)] if c.feeds_input else []),
+                *([r(B, T, H), *([r(B, T, A)] if has_keys else []), _lengths(B, T, g)] if attends else []),
+                *([torch.randint(0, T, (B,), generator=g)] if local_m else []))
+
+    def step_reference(inputs):
+        return stepped(*model.step(*decoder_state(inputs)))
+
+    state_ports = [Port(n, "float32", (L, "B", H)) for n in names]
+    extra = ([Port("keys", "float32", ("B", "S", A))] if has_keys else [])
+    feed = [Port("feed", "float32", ("B", H))] if c.feeds_input else []
+    output = [Port("output", "float32", ("B", H))] if query else []
+    encoder = Graph("encoder", _Outputs(encode, model=clone),
+                    [Port("src", "int64", ("B", "S")), Port("src_lengths", "int64", ("B",))],
+                    [Port("memory", "float32", ("B", "S", H)), *extra, *state_ports, *output, *feed],
+                    encode_example, encode_reference,
+                    notes=["src: source ids ending with <eos> (src_vocab.json), padded; the outputs are the inputs "
+                           "of decoder_step of the same names"])
+    memory = [Port("memory", "float32", ("B", "S", H)), *extra, Port("src_lengths", "int64", ("B",))] if attends else []
+    step_inputs = [Port("y_prev", "int64", ("B",)), *state_ports, *output, *feed, *memory,
+                   *([Port("step", "int64", ("B",))] if local_m else [])]
+    step_outputs = [Port("logits", "float32", ("B", c.tgt_vocab_size)), *[Port(f"{n}_n", "float32", (L, "B", H))
+                                                                          for n in names],
+                    *[Port("output_n", "float32", ("B", H))] * query, *[Port("feed_n", "float32", ("B", H))] * bool(feed),
+                    *([Port("weights", "float32", ("B", "S"))] if attends else [])]
+    decoder = Graph("decoder_step", _Outputs(step, model=clone), step_inputs, step_outputs, step_example,
+                    step_reference,
+                    notes=[f"y_prev: <bos> (id {c.bos_id}) first, then the chosen token (tgt_vocab.json); stop at "
+                           f"<eos> (id {c.eos_id}); " + ("step: the position of the token to produce (0 first); "
+                                                          if local_m else "") +
+                           "feed the *_n outputs back as the next step's inputs of the same names"])
+    return [encoder, decoder]
+
+
+GRAPHS = {
+    "charlm": _lm_graphs,
+    "wordlm": _lm_graphs,
+    "classify": _classifier_graphs,
+    "seqmnist": _classifier_graphs,
+    "adding": lambda model: _sequence_graphs(model, "the adding problem: preds (B, 1), the sum"),
+    "copy": lambda model: _sequence_graphs(model, "copy memory: preds (B, T, classes), scores per step"),
+    "pattern": lambda model: _sequence_graphs(model, "the 1-2-3 pattern: preds (B, T, 1), the next value"),
+    "ntm": lambda model: _sequence_graphs(model, "ntm copy tasks: preds (B, T, bits), logits of the bits"),
+    "forecast": _forecast_graphs,
+    "seq2seq": seq2seq_graphs,
+    "dates": seq2seq_graphs,
+}
+
+# the run files a user needs to make the inputs or read the outputs, copied next to the graph
+RUN_FILES = {"charlm": ["vocab.json"], "wordlm": ["vocab.json"], "classify": ["tokenizer.json"],
+             "seqmnist": ["permutation.json"], "forecast": ["normalisation.json", "columns.json"],
+             "seq2seq": ["src_vocab.json", "tgt_vocab.json"], "dates": ["src_vocab.json", "tgt_vocab.json"]}
+
+
+def _load(task: str, run_dir: Path) -> nn.Module:
+    from .tasks import classify, forecast, lm, memory, ntm, seq2seq, seqmnist
+
+    loaders = {"charlm": lm.load, "wordlm": lm.load, "classify": classify.load, "seqmnist": seqmnist.load,
+               "adding": memory.load, "copy": memory.load, "pattern": memory.load, "forecast": forecast.load,
+               "ntm": ntm.load, "seq2seq": seq2seq.load, "dates": seq2seq.load}
+    return loaders[task](run_dir)[0].float().eval()
+
+
+# ----- writing and checking ----------------------------------------------------------------------------------------
+
+def _trace(graph: Graph) -> torch.jit.ScriptModule:
+    inputs = graph.example(EXAMPLE_BATCH, EXAMPLE_STEPS, torch.Generator().manual_seed(0))
+    with torch.no_grad(), _quiet():
+        return torch.jit.trace(graph.module.eval(), inputs, check_trace=False)
+
+
+def _torchscript_bytes(traced) -> bytes:
+    buffer = io.BytesIO()
+    with _quiet():
+        torch.jit.save(traced, buffer)
+    return buffer.getvalue()
+
+
+def _onnx_bytes(traced, graph: Graph) -> bytes:
+    inputs = graph.example(EXAMPLE_BATCH, EXAMPLE_STEPS, torch.Generator().manual_seed(0))
+    dynamic = {p.name: {i: s for i, s in enumerate(p.shape) if isinstance(s, str)} for p in graph.inputs + graph.outputs}
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), _quiet():
+        path = Path(tmp) / "graph.onnx"
+        torch.onnx.export(traced, inputs, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=[p.name for p in graph.inputs], output_names=[p.name for p in graph.outputs],
+                          dynamic_axes=dynamic)
+        return path.read_bytes()
+
+
+def _run_file(path: Path, fmt: str, graph: Graph, inputs: tuple) -> list[Tensor] | None:
+    """The exported file's outputs on inputs; None for ONNX without onnxruntime."""
+    if fmt == "torchscript":
+        with torch.no_grad(), _quiet():
+            return list(torch.jit.load(str(path))(*inputs))
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    if names != [p.name for p in graph.inputs]:  # the exporter drops inputs the graph never reads
+        raise RuntimeError(f"export: {path.name} takes inputs {names}, expected {[p.name for p in graph.inputs]}")
+    return [torch.from_numpy(o) for o in session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})]
+
+
+def _check(path: Path, fmt: str, graph: Graph) -> dict:
+    inputs = graph.example(CHECK_BATCH, CHECK_STEPS, torch.Generator().manual_seed(1))
+    got = _run_file(path, fmt, graph, inputs)
+    shape = {"input_shapes": {p.name: list(x.shape) for p, x in zip(graph.inputs, inputs)}}
+    if got is None:
+        return {**shape, "skipped": "onnxruntime is not installed (pip install 'rnnkit[onnx]')"}
+    with torch.no_grad():
+        want = graph.reference(inputs)
+    if len(got) != len(want):
+        raise RuntimeError(f"export: {path.name} returns {len(got)} outputs, expected {len(want)}")
+    diff = 0.0
+    for port, a, b in zip(graph.outputs, got, want):
+        if tuple(a.shape) != tuple(b.shape):
+            raise RuntimeError(f"export: {path.name} output {port.name} has shape {tuple(a.shape)} on a "
+                               f"batch of {shape['input_shapes']}, the eager model {tuple(b.shape)}")
+        diff = max(diff, float((a.float() - b.float()).abs().max()))
+    if not diff <= CHECK_TOLERANCE:
+        raise RuntimeError(f"export: {path.name} differs from the eager model by {diff:.3g} (> "
+                           f"{CHECK_TOLERANCE:g}) on a padded batch of mixed lengths {shape['input_shapes']}")
+    return {**shape, "max_abs_diff": diff}
+
+
+def _exporter(fmt: str) -> str:
+    if fmt == "torchscript":
+        return f"torch.jit.trace around torch.jit.script-ed time loops, torch.jit.save (torch {torch.__version__})"
+    return f"torch.onnx.export(dynamo=False), TorchScript-based, opset {OPSET} (torch {torch.__version__})"
+
+
+def export_run(run_dir, fmt: str = "onnx", out=None) -> dict:
+    """Export a run directory's model (best weights) to ``out`` (default RUN_DIR/export); returns the sidecar.
+
+    Raises ValueError for an unknown format, a missing or incomplete run directory, or an unsupported task.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"export: expected --format {' or '.join(FORMATS)}, got {fmt!r}")
+    run_dir = checkpoint.check_run_dir(run_dir, need=("config.json",))
+    task = checkpoint.run_task(run_dir)
+    if task not in SUPPORTED:
+        why = f" ({UNSUPPORTED[task]})" if task in UNSUPPORTED else ""
+        raise ValueError(f"export: task {task!r} of {run_dir} is not supported{why}; supported: "
+                         f"{', '.join(SUPPORTED)}")
+    model = _load(task, run_dir)
+    if fmt == "onnx" and task == "ntm" and hasattr(model, "layer"):
+        raise ValueError(f"export: the Neural Turing Machine of {run_dir} exports to TorchScript only "
+                         "(the ONNX exporter does not know tensor ranks inside the loop body, which the NTM's "
+                         "addressing needs); use --format torchscript, or the ntm task's --model lstm for ONNX")
+    graphs = GRAPHS[task](model)
+    out = Path(out) if out is not None else run_dir / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for graph in graphs:
+        traced = _trace(graph)
+        data = _torchscript_bytes(traced) if fmt == "torchscript" else _onnx_bytes(traced, graph)
+        path = checkpoint.atomic_write_bytes(out / (graph.name + SUFFIX[fmt]), data)
+        written.append({"file": path.name, "bytes": len(data), "inputs": [p.describe() for p in graph.inputs],
+                        "outputs": [p.describe() for p in graph.outputs], "notes": graph.notes,
+                        "check": _check(path, fmt, graph)})
+    files = []
+    for name in RUN_FILES.get(task, []):
+        if (run_dir / name).is_file():
+            checkpoint.atomic_write_bytes(out / name, (run_dir / name).read_bytes())
+            files.append(name)
+    sidecar = {"task": task, "format": fmt, "exporter": _exporter(fmt), "run_dir": str(run_dir.resolve()),
+               "graphs": written, "files": files,
+               "vocabulary": [f for f in files if f.endswith(("vocab.json", "tokenizer.json"))],
+               "symbols": {"B": "batch", "T": "time steps (any; lengths (B,) in [1, T])", "S": "source length"}}
+    checkpoint.atomic_write_json(out / f"{fmt}.json", sidecar)
+    return {**sidecar, "out": str(out), "sidecar": f"{fmt}.json"}

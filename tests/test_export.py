@@ -1,0 +1,288 @@
+"""rnnkit export: every supported task's run exports to TorchScript and ONNX, and the exported graph, run on a
+padded batch of mixed lengths with another B and T than it was traced with, gives the eager model's outputs.
+ONNX runs need onnxruntime (the optional extra rnnkit[onnx]); without it those tests skip."""
+import json
+import random
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rnnkit import export
+from rnnkit.cli import app
+from rnnkit.tasks import classify, forecast, lm, memory, ntm, seq2seq, seqmnist
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+runner = CliRunner()
+B, T = 4, 17  # neither the traced example's (9, 6) nor the export's own check's (5, 11)
+CPU = ["--device", "cpu", "--quiet"]
+
+
+def cli(*args, ok=True):
+    result = runner.invoke(app, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def one_line_error(result, *expected):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), result.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def lengths(batch=B, steps=T, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = torch.randint(1, steps + 1, (batch,), generator=g)
+    out[0], out[-1] = steps, 1  # one full, one of a single step
+    return out
+
+
+def run_exported(path, fmt, *inputs):
+    if fmt == "torchscript":
+        with torch.no_grad():
+            return list(torch.jit.load(str(path))(*inputs))
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert len(names) == len(inputs)
+    return [torch.from_numpy(o) for o in session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})]
+
+
+def exported(run_dir, fmt, tmp_path, name="model"):
+    """Export through the CLI into tmp_path; returns (graph file, sidecar)."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    out = tmp_path / f"export-{fmt}"
+    result = cli("export", run_dir, "--format", fmt, "--out", out)
+    assert "checked against the eager model" in result.stdout, result.stdout
+    sidecar = json.loads((out / f"{fmt}.json").read_text())
+    return out / (name + export.SUFFIX[fmt]), sidecar
+
+
+def close(got, want):
+    assert tuple(got.shape) == tuple(want.shape)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+FORMATS = pytest.mark.parametrize("fmt", export.FORMATS)
+
+
+# ----- tiny runs, trained once per module ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    text = root / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog\n" * 30)
+    rng = random.Random(0)
+    reviews = root / "reviews.tsv"
+    reviews.write_text("".join(f"{' '.join(rng.choice('a film was good bad dull great'.split()) for _ in range(rng.randint(1, 6)))}"
+                               f"\t{rng.choice(['neg', 'pos'])}\n" for _ in range(80)))
+    pairs = root / "pairs.tsv"
+    pairs.write_text("".join((lambda w: " ".join(f"w{x}" for x in w) + "\t" + " ".join(f"v{x}" for x in reversed(w)) + "\n")(
+        [rng.randrange(6) for _ in range(rng.randint(1, 5))]) for _ in range(120)))
+    small = ["--steps", 1, "--eval-every", 1, *CPU]
+    commands = {
+        "charlm": ["charlm", "--data", text, "--cell", "lstm", "--layers", 2, "--hidden", 8, "--seq-len", 10,
+                   "--batch-size", 4, *small],
+        "wordlm": ["wordlm", "--data", text, "--cell", "peephole", "--layers", 1, "--hidden", 6, "--embedding", 4,
+                   "--seq-len", 5, "--batch-size", 2, *small],
+        "classify": ["classify", "--data", reviews, "--model", "gru", "--bidirectional", "--layers", 2,
+                     "--pooling", "attention", "--hidden", 6, "--embedding", 4, "--batch-size", 8, *small],
+        "seqmnist": ["seqmnist", "--model", "gru-cho", "--hidden", 6, "--batch-size", 8, *small],
+        "adding": ["adding", "--length", 8, "--model", "lstm", "--hidden", 6, "--valid-size", 8, "--test-size", 8,
+                   "--batches-per-epoch", 1, "--batch-size", 4, *small],
+        "copy": ["copy", "--length", 4, "--model", "minimal-gru", "--hidden", 6, "--valid-size", 8, "--test-size", 8,
+                 "--batches-per-epoch", 1, "--batch-size", 4, *small],
+        "forecast": ["forecast", "--data", "synthetic", "--target", "y", "--lookback", 12, "--delay", 0, "--season", 12,
+                     "--model", "gru", "--bidirectional", "--hidden", 6, "--batch-size", 8, *small],
+        "ntm": ["ntm", "--memory-size", 6, "--memory-width", 3, "--hidden", 6, "--width", 3, "--max-length", 2,
+                "--valid-size", 4, "--test-size", 4, "--batches-per-epoch", 1, "--batch-size", 4, *small],
+        "ntm-lstm": ["ntm", "--model", "lstm", "--hidden", 6, "--layers", 1, "--width", 3, "--max-length", 2,
+                     "--valid-size", 4, "--test-size", 4, "--batches-per-epoch", 1, "--batch-size", 4, *small],
+        "seq2seq": ["seq2seq", "--data", pairs, "--attention", "bahdanau", "--cell", "lstm", "--layers", 2, "--hidden", 8,
+                    "--embedding", 4, "--batch-size", 8, "--max-len", 6, "--beam", 1, *small],
+        "dates": ["dates", "--attention", "local-m", "--cell", "gru", "--hidden", 8, "--embedding", 4, "--train-size", 40,
+                  "--valid-size", 4, "--test-size", 4, "--batch-size", 8, "--beam", 1, *small],
+    }
+    made = {}
+    for name, args in commands.items():
+        made[name] = root / name
+        cli("train", *args, "--out", made[name])
+    return made
+
+
+# ----- every task: the exported graph equals the eager model on padded batches of mixed lengths -----------------
+
+@FORMATS
+@pytest.mark.parametrize("task", ["charlm", "wordlm"])
+def test_language_model(runs, task, fmt, tmp_path):
+    path, sidecar = exported(runs[task], fmt, tmp_path)
+    model, vocab, _ = lm.load(runs[task])
+    model.eval()
+    names = [p["name"] for p in sidecar["graphs"][0]["inputs"]][2:]  # h, c or h
+    L, H = model.config.layers, model.config.hidden
+    assert sidecar["vocabulary"] == ["vocab.json"] and (path.parent / "vocab.json").is_file()
+    ids = torch.randint(0, len(vocab), (B, T))
+    lens = lengths()
+    state = [0.3 * torch.randn(L, B, H) for _ in names]
+    logits, *final = run_exported(path, fmt, ids, lens, *state)
+    per_layer = [tuple(s[l] for s in state) if len(names) > 1 else state[0][l] for l in range(L)]
+    with torch.no_grad():
+        want, want_state = model(ids, per_layer, lens)
+    for b in range(B):  # the valid steps; past them the exported graph and the model agree too
+        close(logits[b, :lens[b]], want[b, :lens[b]])
+    close(logits, want)
+    for k, s in enumerate(final):
+        close(s, torch.stack([ws[k] if len(names) > 1 else ws for ws in want_state]))
+
+
+@FORMATS
+@pytest.mark.parametrize("task", ["classify", "seqmnist"])
+def test_classifier(runs, task, fmt, tmp_path):
+    path, sidecar = exported(runs[task], fmt, tmp_path)
+    model = (classify.load if task == "classify" else seqmnist.load)(runs[task])[0]
+    c = model.config
+    x = torch.randint(0, c.vocab_size, (B, T)) if c.vocab_size else torch.randn(B, T, c.input_size)
+    lens = lengths()
+    (got,) = run_exported(path, fmt, x, lens)
+    with torch.no_grad():
+        close(got, model(x, lengths=lens)[0])
+        alone = torch.cat([model(x[b:b + 1, :lens[b]])[0] for b in range(B)])  # each sequence unpadded
+    close(got, alone)
+    if task == "classify":
+        assert sidecar["vocabulary"] == ["tokenizer.json"]
+
+
+@FORMATS
+@pytest.mark.parametrize("task", ["adding", "copy", "ntm-lstm"])
+def test_memory_tasks(runs, task, fmt, tmp_path):
+    path, _ = exported(runs[task], fmt, tmp_path)
+    model = (ntm.load if task.startswith("ntm") else memory.load)(runs[task])[0].eval()
+    x, lens = torch.randn(B, T, model.config.input_size), lengths()
+    (got,) = run_exported(path, fmt, x, lens)
+    with torch.no_grad():
+        close(got, model(x, lengths=lens)[0])
+
+
+def test_ntm_exports_to_torchscript(runs, tmp_path):
+    path, _ = exported(runs["ntm"], "torchscript", tmp_path)
+    model = ntm.load(runs["ntm"])[0].eval()
+    x, lens = torch.randn(B, T, model.config.input_size), lengths()
+    (got,) = run_exported(path, "torchscript", x, lens)
+    with torch.no_grad():
+        close(got, model(x, lengths=lens)[0])
+
+
+@FORMATS
+def test_forecaster(runs, fmt, tmp_path):
+    path, sidecar = exported(runs["forecast"], fmt, tmp_path)
+    model = forecast.load(runs["forecast"])[0].eval()
+    x = torch.randn(B + 3, model.config.window, model.config.input_size)  # windows have the run's length; any B
+    (got,) = run_exported(path, fmt, x)
+    with torch.no_grad():
+        close(got, model(x)[0])
+    assert sidecar["files"] == ["normalisation.json", "columns.json"]
+
+
+@FORMATS
+@pytest.mark.parametrize("task", ["seq2seq", "dates"])
+def test_seq2seq_greedy_decoding_with_the_two_graphs(runs, task, fmt, tmp_path):
+    """Greedy decoding driven by the exported encoder and decoder step gives the eager model's logits."""
+    encoder, sidecar = exported(runs[task], fmt, tmp_path, name="encoder")
+    step_file = encoder.with_name("decoder_step" + export.SUFFIX[fmt])
+    model = seq2seq.load(runs[task])[0]
+    c = model.config
+    src, lens = torch.randint(4, c.src_vocab_size, (B, T)), lengths()
+    encoded = dict(zip([p["name"] for p in sidecar["graphs"][0]["outputs"]], run_exported(encoder, fmt, src, lens)))
+    step_inputs = [p["name"] for p in sidecar["graphs"][1]["inputs"]]
+    step_outputs = [p["name"] for p in sidecar["graphs"][1]["outputs"]]
+    with torch.no_grad():
+        state = model.encode(src, lens)
+        close(encoded["memory"], state.memory)
+        feed = {**encoded, "src_lengths": lens}
+        y = torch.full((B,), c.bos_id)
+        for i in range(5):
+            feed.update(y_prev=y, step=torch.full((B,), i))
+            got = dict(zip(step_outputs, run_exported(step_file, fmt, *(feed[n] for n in step_inputs))))
+            want, state = model.step(y, state)
+            close(got["logits"], want)
+            feed.update({n[:-2]: v for n, v in got.items() if n.endswith("_n")})
+            y = want.argmax(dim=1)
+
+
+# ----- the sidecar and the CLI ------------------------------------------------------------------------------------
+
+def test_default_directory_and_sidecar(runs):
+    result = cli("export", runs["adding"], "--format", "torchscript")
+    out = runs["adding"] / "export"
+    assert str(out / "model.pt") in result.stdout and "max |difference|" in result.stdout
+    sidecar = json.loads((out / "torchscript.json").read_text())
+    assert sidecar["task"] == "adding" and sidecar["format"] == "torchscript"
+    graph = sidecar["graphs"][0]
+    assert [p["name"] for p in graph["inputs"]] == ["x", "lengths"]
+    assert graph["inputs"][0] == {"name": "x", "dtype": "float32", "shape": ["B", "T", 2]}
+    assert graph["outputs"] == [{"name": "preds", "dtype": "float32", "shape": ["B", 1]}]
+    assert graph["check"]["max_abs_diff"] <= export.CHECK_TOLERANCE
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # atomic writes leave no temporary files
+
+
+def test_onnx_without_onnxruntime_exports_unchecked(runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
+    result = cli("export", runs["adding"], "--format", "onnx", "--out", tmp_path)
+    assert "not checked: onnxruntime is not installed (pip install 'rnnkit[onnx]')" in result.stdout
+    assert (tmp_path / "model.onnx").stat().st_size > 0
+    assert "skipped" in json.loads((tmp_path / "onnx.json").read_text())["graphs"][0]["check"]
+
+
+def test_models_built_directly_export_too(tmp_path):
+    """Encoders and options the trained runs above do not cover: a TCN, the 1D ConvNet, a TCN language model, a
+    Jordan network, forecasters without recurrence or with one prediction per step, a seq2seq model reading the
+    source backwards with local-p attention."""
+    from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
+    from rnnkit.models.conv_text import ConvTextClassifier, ConvTextConfig
+    from rnnkit.models.forecast import Forecaster, ForecastConfig
+    from rnnkit.models.lm import LanguageModel, LMConfig
+    from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    torch.manual_seed(0)
+    models = [("classify", SequenceClassifier(ClassifierConfig(num_classes=3, vocab_size=9, embedding=4, hidden=5,
+                                                                model="tcn", pooling="max"))),
+              ("classify", ConvTextClassifier(ConvTextConfig(num_classes=2, vocab_size=9, embedding=4, channels=5,
+                                                             kernel_size=3))),
+              ("charlm", LanguageModel(LMConfig(vocab_size=7, cell="tcn", hidden=5, layers=2, embedding=4))),
+              ("charlm", LanguageModel(LMConfig(vocab_size=7, cell="jordan", hidden=5, layers=2))),
+              ("forecast", Forecaster(ForecastConfig(input_size=3, window=10, model="dense"))),
+              ("forecast", Forecaster(ForecastConfig(input_size=3, window=10, model="rnn", hidden=5, seq2seq=True,
+                                                     residual=True, target_index=1))),
+              ("seq2seq", Seq2Seq(Seq2SeqConfig(src_vocab_size=9, tgt_vocab_size=8, cell="gru-cho", embedding=4,
+                                                hidden=6, attention="local-p", reverse_source=True, bridge="copy")))]
+    for task, model in models:
+        for graph in export.GRAPHS[task](model.eval()):
+            path = tmp_path / f"{type(model).__name__}-{graph.name}.pt"
+            path.write_bytes(export._torchscript_bytes(export._trace(graph)))
+            inputs = graph.example(B, T, torch.Generator().manual_seed(3))
+            got = run_exported(path, "torchscript", *inputs)
+            with torch.no_grad():
+                for a, b in zip(got, graph.reference(inputs), strict=True):
+                    close(a, b)
+
+
+def test_bad_input(runs, tmp_path):
+    one_line_error(cli("export", runs["adding"], "--format", "tflite", ok=False),
+                   "expected --format torchscript or onnx, got 'tflite'")
+    one_line_error(cli("export", tmp_path / "missing", ok=False), "does not exist")
+    one_line_error(cli("export", tmp_path, ok=False), "missing config.json")
+    for task in ("babi", "act"):
+        run = tmp_path / task
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"task": task}))
+        one_line_error(cli("export", run, "--format", "torchscript", ok=False),
+                       f"task {task!r}", "is not supported", "supported: charlm, wordlm, classify")
+    one_line_error(cli("export", runs["ntm"], "--format", "onnx", ok=False),
+                   "exports to TorchScript only", "--format torchscript")
