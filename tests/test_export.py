@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from rnnkit import export
 from rnnkit.cli import app
-from rnnkit.tasks import classify, forecast, lm, memory, ntm, seq2seq, seqmnist
+from rnnkit.tasks import act, babi, classify, forecast, lm, memory, ntm, seq2seq, seqmnist
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 runner = CliRunner()
@@ -64,6 +64,45 @@ def exported(run_dir, fmt, tmp_path, name="model"):
     return out / (name + export.SUFFIX[fmt]), sidecar
 
 
+def write_babi(root):
+    """A tiny bAbI directory: task 1 (one-word answers) and task 8 (lists, the GRU decoder), 24 questions a file."""
+    rng = random.Random(0)
+    names, places, things = ["mary", "john", "sandra"], ["garden", "hallway", "kitchen"], ["apple", "milk", "ball"]
+    en = root / "tasks_1-20_v1-2" / "en"
+    en.mkdir(parents=True)
+    for task, name in ((1, "single-supporting-fact"), (8, "lists-sets")):
+        lines = []
+        for _ in range(12):  # stories of 1..4 facts, two questions each
+            facts = [f"{rng.choice(names)} {'moved to the' if task == 1 else 'took the'} "
+                     f"{rng.choice(places if task == 1 else things)}." for _ in range(rng.randint(1, 4))]
+            for i, fact in enumerate(facts, start=1):
+                lines.append(f"{i} {fact}")
+            for k in range(2):
+                who = facts[-1].split()[0]
+                answer = facts[-1].split()[-1].rstrip(".") if task == 1 else ",".join(
+                    sorted({f.split()[-1].rstrip(".") for f in facts if f.startswith(who)}))
+                question = f"Where is {who}?" if task == 1 else f"What is {who} carrying?"
+                lines.append(f"{len(facts) + 1 + k} {question}\t{answer}\t{len(facts)}")
+        text = "\n".join(lines) + "\n"
+        for split in ("train", "test"):
+            (en / f"qa{task}_{name}_{split}.txt").write_text(text)
+    return root / "tasks_1-20_v1-2"
+
+
+def babi_inputs(model, batch=B, facts=7, words=5, question=4, seed=0):
+    """facts (B, F, W) and question (B, Q) ids: mixed numbers of facts and words, padding after them."""
+    g = torch.Generator().manual_seed(seed)
+    c = model.config
+    fact_counts, question_counts = lengths(batch, facts, seed), lengths(batch, question, seed + 1)
+    word_counts = torch.randint(1, words + 1, (batch, facts), generator=g)
+    word_counts[torch.arange(facts)[None, :] >= fact_counts[:, None]] = 0
+    ids = torch.randint(3, c.vocab_size, (batch, facts, words), generator=g)
+    ids[torch.arange(words) >= word_counts[..., None]] = c.pad_id
+    q = torch.randint(3, c.vocab_size, (batch, question), generator=g)
+    q[torch.arange(question)[None, :] >= question_counts[:, None]] = c.pad_id
+    return ids, q, fact_counts
+
+
 def close(got, want):
     assert tuple(got.shape) == tuple(want.shape)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
@@ -86,6 +125,7 @@ def runs(tmp_path_factory):
     pairs = root / "pairs.tsv"
     pairs.write_text("".join((lambda w: " ".join(f"w{x}" for x in w) + "\t" + " ".join(f"v{x}" for x in reversed(w)) + "\n")(
         [rng.randrange(6) for _ in range(rng.randint(1, 5))]) for _ in range(120)))
+    bAbI = write_babi(root)
     small = ["--steps", 1, "--eval-every", 1, *CPU]
     commands = {
         "charlm": ["charlm", "--data", text, "--cell", "lstm", "--layers", 2, "--hidden", 8, "--seq-len", 10,
@@ -107,6 +147,11 @@ def runs(tmp_path_factory):
                      "--valid-size", 4, "--test-size", 4, "--batches-per-epoch", 1, "--batch-size", 4, *small],
         "seq2seq": ["seq2seq", "--data", pairs, "--attention", "bahdanau", "--cell", "lstm", "--layers", 2, "--hidden", 8,
                     "--embedding", 4, "--batch-size", 8, "--max-len", 6, "--beam", 1, *small],
+        "act": ["act", "--size", 6, "--hidden", 6, "--max-steps", 4, "--halting-bias", 0, "--valid-size", 8,
+                "--test-size", 8, "--batches-per-epoch", 1, "--batch-size", 4, *small],
+        "babi": ["babi", "--data", bAbI, "--task", 1, "--hidden", 6, "--passes", 2, "--batch-size", 4, *small],
+        "babi-decoder": ["babi", "--data", bAbI, "--task", 8, "--variant", "dmn", "--fusion", "--hidden", 6,
+                         "--passes", 2, "--batch-size", 4, *small],
         "dates": ["dates", "--attention", "local-m", "--cell", "gru", "--hidden", 8, "--embedding", 4, "--train-size", 40,
                   "--valid-size", 4, "--test-size", 4, "--batch-size", 8, "--beam", 1, *small],
     }
@@ -160,7 +205,7 @@ def test_classifier(runs, task, fmt, tmp_path):
 
 
 @FORMATS
-@pytest.mark.parametrize("task", ["adding", "copy", "ntm-lstm"])
+@pytest.mark.parametrize("task", ["adding", "copy", "ntm", "ntm-lstm"])
 def test_memory_tasks(runs, task, fmt, tmp_path):
     path, _ = exported(runs[task], fmt, tmp_path)
     model = (ntm.load if task.startswith("ntm") else memory.load)(runs[task])[0].eval()
@@ -170,13 +215,57 @@ def test_memory_tasks(runs, task, fmt, tmp_path):
         close(got, model(x, lengths=lens)[0])
 
 
-def test_ntm_exports_to_torchscript(runs, tmp_path):
-    path, _ = exported(runs["ntm"], "torchscript", tmp_path)
-    model = ntm.load(runs["ntm"])[0].eval()
+@FORMATS
+def test_act_ponders_as_the_model(runs, fmt, tmp_path):
+    """The scripted ponder loop halts each row where ACT does: same logits, steps and ponder cost."""
+    path, _ = exported(runs["act"], fmt, tmp_path)
+    model = act.load(runs["act"])[0].eval()
     x, lens = torch.randn(B, T, model.config.input_size), lengths()
-    (got,) = run_exported(path, "torchscript", x, lens)
+    logits, steps, cost = run_exported(path, fmt, x, lens)
     with torch.no_grad():
-        close(got, model(x, lengths=lens)[0])
+        out, _ = model(x, lengths=lens)
+    close(logits, out.logits)
+    close(steps, out.halting.steps)
+    close(cost, out.halting.cost)
+    assert len(set(steps[steps > 0].tolist())) > 1  # the rows ponder different numbers of steps
+
+
+@FORMATS
+def test_babi_one_word_answers(runs, fmt, tmp_path):
+    path, sidecar = exported(runs["babi"], fmt, tmp_path)
+    model = babi.load(runs["babi"])[0]
+    facts, question, fact_counts = babi_inputs(model)
+    logits, gates = run_exported(path, fmt, facts, question)
+    with torch.no_grad():
+        _, want = model.predict(facts, question)
+        close(logits, want.logits)
+        close(gates, want.gates)
+        for b in range(B):  # each story alone, without padded facts, words or question words
+            n, w, q = int(fact_counts[b]), int((facts[b] != 0).sum(-1).max()), int((question[b] != 0).sum())
+            alone, _ = run_exported(path, fmt, facts[b:b + 1, :n, :w], question[b:b + 1, :q])
+            close(alone, logits[b:b + 1])
+    assert sidecar["vocabulary"] == ["vocab.json"]
+
+
+@FORMATS
+def test_babi_decoder_greedy_answers_with_the_two_graphs(runs, fmt, tmp_path):
+    encoder, _ = exported(runs["babi-decoder"], fmt, tmp_path, name="encoder")
+    step_file = encoder.with_name("decoder_step" + export.SUFFIX[fmt])
+    model = babi.load(runs["babi-decoder"])[0]
+    c = model.config
+    facts, question, _ = babi_inputs(model)
+    a, q, gates = run_exported(encoder, fmt, facts, question)
+    with torch.no_grad():
+        want_ids, want = model.predict(facts, question)
+    close(gates, want.gates)
+    y, done, ids = torch.full((B,), c.eos_id), torch.zeros(B, dtype=torch.bool), []
+    for i in range(want_ids.shape[1]):
+        logits, a = run_exported(step_file, fmt, y, a, q)
+        close(logits, want.logits[:, i])
+        y = logits.index_fill(1, torch.tensor([c.pad_id]), float("-inf")).argmax(1)
+        done = done | (y == c.eos_id)
+        ids.append(y.masked_fill(done, c.pad_id))
+    assert torch.equal(torch.stack(ids, 1), want_ids)
 
 
 @FORMATS
@@ -273,16 +362,41 @@ def test_models_built_directly_export_too(tmp_path):
                     close(a, b)
 
 
+@FORMATS
+def test_memory_models_with_other_options_export(fmt, tmp_path):
+    """Options the trained runs above do not cover: an NTM with a feed-forward controller, two read and two write
+    heads and shifts -2..2; an LSTM that ponders; Kumar et al.'s DMN (a GRU over the story's words, no fusion)."""
+    from rnnkit.memory.act import ACTConfig, ACTModel
+    from rnnkit.memory.ntm import NTM, NTMConfig
+    from rnnkit.models.dmn import DMN, VARIANTS, DMNConfig
+
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    models = [("ntm", NTM(NTMConfig(input_size=4, output_size=3, controller="feedforward", controller_size=6,
+                                    memory_size=7, memory_width=3, read_heads=2, write_heads=2, shift_range=2,
+                                    memory_init="learned"))),
+              ("act", ACTModel(ACTConfig(input_size=5, output_size=2, cell="lstm", hidden_size=6, max_steps=3,
+                                         halting_bias=0.0))),
+              ("babi", DMN(DMNConfig(vocab_size=11, hidden=6, passes=2, **VARIANTS["dmn"])))]
+    for task, model in models:
+        (graph,) = export.GRAPHS[task](model.eval())
+        traced = export._trace(graph)
+        path = tmp_path / f"{task}{export.SUFFIX[fmt]}"
+        path.write_bytes(export._torchscript_bytes(traced) if fmt == "torchscript" else export._onnx_bytes(traced, graph))
+        inputs = graph.example(B, T, torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            for a, b in zip(run_exported(path, fmt, *inputs), graph.reference(inputs), strict=True):
+                close(a, b)
+
+
 def test_bad_input(runs, tmp_path):
     one_line_error(cli("export", runs["adding"], "--format", "tflite", ok=False),
                    "expected --format torchscript or onnx, got 'tflite'")
     one_line_error(cli("export", tmp_path / "missing", ok=False), "does not exist")
     one_line_error(cli("export", tmp_path, ok=False), "missing config.json")
-    for task in ("babi", "act"):
-        run = tmp_path / task
-        run.mkdir()
-        (run / "config.json").write_text(json.dumps({"task": task}))
-        one_line_error(cli("export", run, "--format", "torchscript", ok=False),
-                       f"task {task!r}", "is not supported", "supported: charlm, wordlm, classify")
-    one_line_error(cli("export", runs["ntm"], "--format", "onnx", ok=False),
-                   "exports to TorchScript only", "--format torchscript")
+    run = tmp_path / "tsp"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "tsp"}))
+    one_line_error(cli("export", run, "--format", "torchscript", ok=False),
+                   "task 'tsp'", "is not supported", "supported: charlm, wordlm, classify")

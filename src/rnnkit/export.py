@@ -29,10 +29,13 @@ Without onnxruntime the ONNX check is skipped, and the sidecar says so.
 
 Supported tasks: ``charlm`` and ``wordlm`` (every ``--cell``; a TCN takes no lengths), ``classify`` (every
 ``--model``), ``seqmnist``, ``adding``, ``copy``, ``pattern``, ``forecast`` (any B; windows keep the run's
-length), ``ntm`` (the LSTM baseline in both formats, the NTM in TorchScript only: inside an ONNX loop body the
-exporter loses the tensor ranks its addressing needs), ``seq2seq`` and ``dates`` (two graphs: the encoder, and
-one decoder step for a greedy or beam search around it). Not supported: ``babi`` and ``act`` (data-dependent
-control flow; see ``UNSUPPORTED``).
+length), ``ntm`` (the NTM and the LSTM baseline; the NTM's step is rewritten with explicit sizes,
+:class:`ExportNTMCell`, because inside an ONNX Loop body the exporter does not know the tensor ranks that
+``unfold`` and ``squeeze`` need), ``seq2seq`` and ``dates`` (two graphs: the encoder, and one decoder step for a
+greedy or beam search around it), ``act`` (the ponder steps are a scripted ``while`` loop inside the loop over
+time, with ACT's per-row halting; :class:`ExportACT`) and ``babi`` (facts (B, F, W) and question (B, Q) of any
+sizes; the GRUs and the attention-GRU over the facts are scripted loops, the T passes a fixed number; a GRU answer
+decoder exports as ``encoder`` and ``decoder_step``, for a greedy loop as ``DMN.predict`` runs).
 """
 from __future__ import annotations
 
@@ -52,6 +55,8 @@ from .cells.params import SMALL_BATCH
 from .layers import RNN, Bidirectional, Recurrent, Stacked
 from .layers.lengths import reverse_within_lengths
 from .layers.state import map_state
+from .memory.act import Halting
+from .memory.ntm import EPSILON, TINY
 from .train import checkpoint
 
 FORMATS = ("torchscript", "onnx")
@@ -64,11 +69,8 @@ EXAMPLE_BATCH, EXAMPLE_STEPS = SMALL_BATCH + 1, 6
 CHECK_BATCH, CHECK_STEPS = 5, 11  # another B and T than the example's: the graph must not depend on them
 
 SUPPORTED = ("charlm", "wordlm", "classify", "seqmnist", "adding", "copy", "pattern", "forecast", "ntm",
-             "seq2seq", "dates")
-UNSUPPORTED = {
-    "babi": "the DMN's episodic memory runs a data-dependent number of passes over facts of data-dependent counts",
-    "act": "Adaptive Computation Time ponders a data-dependent number of steps per input",
-}
+             "seq2seq", "dates", "act", "babi")
+UNSUPPORTED: dict[str, str] = {}  # task -> why it does not export (every task exports now)
 
 
 # ----- a state as one (B, S) tensor, so a loop carries a single tensor whatever the cell -----------------------
@@ -234,6 +236,58 @@ def _with(model: nn.Module, **modules: nn.Module) -> nn.Module:
     return clone
 
 
+# ----- the NTM's step in ranks the ONNX exporter can follow inside a Loop body -----------------------------------
+
+class ExportNTMCell(nn.Module):
+    """:class:`rnnkit.memory.ntm.NTMCell`'s step (same parameters, same numbers up to float rounding) written with
+    the sizes as constants and positive dims only: inside an ONNX Loop body the TorchScript-based exporter does not
+    know the carried state's rank, so the cell's ``unfold`` (circular shift), ``squeeze(-1)`` and ``view(B, K, -1)``
+    do not export. Here the shift is the 2S+1 rolled copies of w summed with their weights, reshapes name every size
+    but B (-1), and squeezes are index selections."""
+
+    def __init__(self, cell: nn.Module):
+        super().__init__()
+        self.cell = cell
+        self.input_size, self.output_size = cell.input_size, cell.output_size
+
+    def initial_state(self, batch_size, **kwargs):
+        return self.cell.initial_state(batch_size, **kwargs)
+
+    def forward(self, x: Tensor, state):
+        cell, c = self.cell, self.cell.config
+        N, M, R, W, S, K = c.memory_size, c.memory_width, c.read_heads, c.write_heads, c.shift_range, cell.heads_count
+        controller_state, reads, previous, memory = state
+        previous = previous.reshape(-1, K, N)  # (B, K, N)
+        memory = memory.reshape(-1, N, M)  # (B, N, M)
+        h, controller_state = cell.controller(torch.cat([x, reads], dim=1), controller_state)  # (B, H)
+        # the heads' parameters (NTMCell.head_parameters)
+        addressing, writing = cell.heads(h).split([K * sum(cell.address_sizes), W * 2 * M], dim=1)
+        key, beta, gate, shifts, gamma = addressing.reshape(-1, K, sum(cell.address_sizes)).split(cell.address_sizes,
+                                                                                                  dim=2)
+        erase, add = writing.reshape(-1, W, 2 * M).split([M, M], dim=2)
+        beta, gate = torch.nn.functional.softplus(beta[:, :, 0]), torch.sigmoid(gate[:, :, 0])  # (B, K)
+        gamma, shifts = 1 + torch.nn.functional.softplus(gamma[:, :, 0]), torch.softmax(shifts, dim=2)
+        # addressing on M_{t-1} (ntm.address): content, interpolation, shift, sharpening
+        dots = torch.matmul(key, memory.transpose(1, 2))  # (B, K, N)
+        norms = key.norm(dim=2, keepdim=True) * memory.norm(dim=2).unsqueeze(1)
+        w = torch.softmax(beta.unsqueeze(2) * dots / (norms + EPSILON), dim=2)
+        g = gate.unsqueeze(2)
+        w = g * w + (1 - g) * previous
+        shifted = w * shifts[:, :, S:S + 1]  # shift 0
+        for j in range(1, S + 1):  # w~(i) = Σ_j s(j) w(i − j): roll by j moves w(i − j) to i
+            shifted = shifted + torch.roll(w, j, 2) * shifts[:, :, S + j:S + j + 1]
+            shifted = shifted + torch.roll(w, -j, 2) * shifts[:, :, S - j:S - j + 1]
+        w = torch.softmax(gamma.unsqueeze(2) * shifted.clamp_min(TINY).log(), dim=2)  # (B, K, N)
+        # read M_{t-1}, then write M_t (ntm.read, ntm.write)
+        reads = torch.matmul(w[:, :R], memory).reshape(-1, R * M)  # (B, R*M)
+        write_w = w[:, R:]  # (B, W, N)
+        keep = 1 - write_w.unsqueeze(3) * torch.sigmoid(erase).unsqueeze(2)  # (B, W, N, M)
+        keep = keep[:, 0] if W == 1 else keep.prod(dim=1)
+        memory = memory * keep + torch.matmul(write_w.transpose(1, 2), torch.tanh(add))  # (B, N, M)
+        y = cell.output(torch.cat([h, reads], dim=1))  # (B, O)
+        return y, (controller_state, reads, w.reshape(-1, K * N), memory.reshape(-1, N * M))
+
+
 # ----- graphs: a module of plain tensors in and out, its ports, an example and the eager reference ---------------
 
 @dataclass
@@ -378,8 +432,8 @@ def _classifier_graphs(model) -> list[Graph]:
 def _sequence_graphs(model, what: str) -> list[Graph]:
     """SequenceModel (adding, copy, pattern, the ntm task's LSTM baseline) and NTM: x (B, T, F), lengths."""
     c = model.config
-    if hasattr(model, "layer"):  # NTM: one Recurrent of an NTMCell
-        clone = _with(model, layer=exportable(model.layer))
+    if hasattr(model, "layer"):  # NTM: one Recurrent of an NTMCell, whose step is rewritten for ONNX
+        clone = _with(model, layer=exportable(_with(model.layer, cell=ExportNTMCell(model.cell))))
         out_shape = ("B", "T", c.output_size)
     else:
         clone = _with(model, encoder=exportable(model.encoder))
@@ -529,6 +583,270 @@ def seq2seq_graphs(model) -> list[Graph]:
     return [encoder, decoder]
 
 
+# ----- ACT: a data-dependent number of ponder steps, a scripted while loop inside the loop over time -------------
+
+class _PonderStep(nn.Module):
+    """One ponder step, traced: (x^n (B, F+1), s (B, S)) -> y^n (B, H), s^n (B, S), the halting unit h^n (B,)."""
+
+    def __init__(self, act: nn.Module, template):
+        super().__init__()
+        self.cell, self.halt, self.template = act.cell, act.halt, template
+
+    def forward(self, x: Tensor, s: Tensor):
+        y, state = self.cell(x, _unflat(s, self.template))
+        return y, _flat(state), torch.sigmoid(self.halt(y))[:, 0]
+
+
+class _PonderLoop(nn.Module):
+    """:meth:`rnnkit.memory.act.ACT.forward`, scripted: for every t, ponder while some row still runs and n <=
+    max_steps, with the same per-row halting, remainder and mean field as ``ACT.step``. xs (T, B, F), mask
+    (T, B, 1) bool, s (B, S) -> y (T, B, H), steps N(t) and remainders R(t) (T, B) (0 at padded steps), s_T."""
+
+    def __init__(self, step: nn.Module, epsilon: float, max_steps: int, output_size: int):
+        super().__init__()
+        self.step, self.epsilon, self.max_steps, self.output_size = step, epsilon, max_steps, output_size
+
+    def forward(self, xs: Tensor, mask: Tensor, s: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        ys: List[Tensor] = []
+        all_steps: List[Tensor] = []
+        all_remainders: List[Tensor] = []
+        for t in range(xs.size(0)):
+            x = xs[t]  # (B, F)
+            flag = torch.zeros_like(x[:, :1])
+            first, later = torch.cat([x, flag + 1], dim=1), torch.cat([x, flag], dim=1)  # x^1_t, x^n_t (n > 1)
+            total = torch.zeros_like(x[:, 0])  # Σ h^n of the rows still pondering
+            running = torch.ones_like(total, dtype=torch.bool)
+            steps, remainder = torch.zeros_like(total), torch.zeros_like(total)
+            y_mean = x.new_zeros([x.size(0), self.output_size])
+            s_mean = torch.zeros_like(s)
+            state = s
+            n = 0
+            go = True
+            while go:
+                n += 1
+                y, state, h = self.step(first if n == 1 else later, state)
+                if n == self.max_steps:
+                    halts = running
+                else:
+                    halts = running & (total + h >= 1 - self.epsilon)  # n = N(t) for these rows
+                p = torch.where(halts, 1 - total, torch.where(running, h, torch.zeros_like(h)))  # 0 once halted
+                remainder = torch.where(halts, 1 - total, remainder)
+                steps = torch.where(halts, torch.full_like(steps, n), steps)
+                total = total + torch.where(running & ~halts, h, torch.zeros_like(h))
+                running = running & ~halts
+                y_mean = y_mean + p.unsqueeze(1) * y
+                s_mean = s_mean + p.unsqueeze(1) * state
+                go = n < self.max_steps and bool(running.any())
+            valid = mask[t]  # (B, 1)
+            s = torch.where(valid, s_mean, s)  # padded steps keep the state
+            ys.append(y_mean * valid.to(y_mean.dtype))
+            all_steps.append(steps * valid[:, 0].to(steps.dtype))
+            all_remainders.append(remainder * valid[:, 0].to(remainder.dtype))
+        return torch.stack(ys), torch.stack(all_steps), torch.stack(all_remainders), s
+
+
+class ExportACT(nn.Module):
+    """:class:`rnnkit.memory.act.ACT` as an exportable graph: ``forward(x, lengths) -> (outputs (B, T, H),
+    Halting of (B, T))`` from the cell's initial state."""
+
+    def __init__(self, act: nn.Module):
+        super().__init__()
+        with torch.no_grad():
+            template = map_state(lambda s: s.detach(), act.cell.initial_state(1))
+            self.register_buffer("initial", _flat(template), persistent=False)  # (1, S)
+            B = EXAMPLE_BATCH
+            x = torch.zeros(B, act.cell.input_size, dtype=self.initial.dtype, device=self.initial.device)
+            with _quiet():
+                step = torch.jit.trace(_PonderStep(act, template), (x, self.initial.expand(B, -1).contiguous()),
+                                       check_trace=False)
+                self.loop = torch.jit.script(_PonderLoop(step, act.epsilon, act.max_steps, act.output_size))
+
+    def forward(self, x: Tensor, lengths: Tensor):
+        xs = x.transpose(0, 1)  # (T, B, F)
+        mask = (torch.arange(xs.shape[0], device=xs.device)[:, None] < lengths.to(xs.device)[None, :])[..., None]
+        out, steps, remainder, _ = self.loop(xs, mask, self.initial.expand(xs.shape[1], -1))
+        steps, remainder = steps.transpose(0, 1), remainder.transpose(0, 1)  # (B, T)
+        return out.transpose(0, 1), Halting(steps, remainder, steps + remainder)
+
+
+def _act_graphs(model) -> list[Graph]:
+    c = model.config
+    clone = _with(model, act=ExportACT(model.act))
+
+    def run(x, lengths):
+        out = clone.act(x, lengths)
+        return (model.head(out[0]), out[1].steps, out[1].cost)
+
+    def example(B, T, g):
+        return _floats(B, T, c.input_size, g), _lengths(B, T, g)
+
+    def reference(inputs):
+        out, _ = model(inputs[0], lengths=inputs[1])
+        return (out.logits, out.halting.steps, out.halting.cost)
+
+    return [Graph("model", _Outputs(run, model=clone),
+                  [Port("x", "float32", ("B", "T", c.input_size)), Port("lengths", "int64", ("B",))],
+                  [Port("logits", "float32", ("B", "T", c.output_size)), Port("steps", "float32", ("B", "T")),
+                   Port("cost", "float32", ("B", "T"))], example, reference,
+                  notes=[f"ACT parity: x (B, 1, {c.input_size}) vectors, logits of parity 1; steps N(t) (at most "
+                         f"{c.max_steps}) and the ponder cost N(t) + R(t) of every input, 0 at padded steps"])]
+
+
+# ----- DMN: the GRUs over words, facts and the question, and the attention-GRU over the facts, as scripted loops --
+
+class _AttentionStep(nn.Module):
+    """GRU(s_i, h_{i-1}) of the attention-GRU, traced: projected s_i (B, 3H), h (B, H) -> the candidate (B, H)."""
+
+    def __init__(self, cell: nn.Module):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        return self.cell.step(x, h)[0]
+
+
+class _FactLoop(nn.Module):
+    """:meth:`rnnkit.models.dmn.EpisodicMemory.episode`, scripted: projected (F, B, 3H), g (F, B, 1), h_0 (B, H)
+    -> e = h_F (B, H), with h_i = h_{i-1} + g_i (GRU(s_i, h_{i-1}) - h_{i-1})."""
+
+    def __init__(self, step: nn.Module):
+        super().__init__()
+        self.step = step
+
+    def forward(self, projected: Tensor, g: Tensor, h: Tensor) -> Tensor:
+        for i in range(projected.size(0)):
+            h = h + g[i] * (self.step(projected[i], h) - h)
+        return h
+
+
+class ExportEpisodicMemory(nn.Module):
+    """:class:`rnnkit.models.dmn.EpisodicMemory` (same call, same parameters) with the episode a scripted loop over
+    the facts; the T passes are a fixed number, unrolled when traced."""
+
+    def __init__(self, memory: nn.Module):
+        super().__init__()
+        self.memory = memory
+        H, B = memory.hidden, EXAMPLE_BATCH
+        with torch.no_grad(), _quiet():
+            x = memory.attention_gru.project_input(torch.zeros(B, H))
+            step = torch.jit.trace(_AttentionStep(memory.attention_gru), (x, torch.zeros(B, H)), check_trace=False)
+            self.facts = torch.jit.script(_FactLoop(step))
+
+    def forward(self, facts: Tensor, q: Tensor, fact_mask: Tensor):
+        memory = self.memory
+        projected = memory.attention_gru.project_input(facts).transpose(0, 1)  # (F, B, 3H)
+        m, gates, scores = q, [], []
+        for t in range(memory.passes):
+            Z = memory.scores(facts, q, m)
+            g = memory.gates(Z, fact_mask)
+            e = self.facts(projected, g.transpose(0, 1)[..., None], torch.zeros_like(q))  # (B, H)
+            m = memory.update_memory(t, m, e, q)
+            gates.append(g)
+            scores.append(Z)
+        return m, torch.stack(gates, dim=1), torch.stack(scores, dim=1)
+
+
+class ExportStoryGRU(nn.Module):
+    """Kumar et al.'s input module (``DMN._story_gru``) without the data-dependent story length: the GRU runs over
+    all F x W word slots in order, skipping padding words (the state is kept there), so its output at each
+    sentence's last real word is the eager model's. words (B, F, W, H), word_counts, fact_mask (B, F) -> (B, F, H)."""
+
+    def __init__(self, rnn: nn.Module):
+        super().__init__()
+        self.layer = ExportRecurrent(rnn.stack.layers[0])
+
+    def forward(self, words: Tensor, word_counts: Tensor, fact_mask: Tensor) -> Tensor:
+        B, F_, W, H = words.shape
+        layer = self.layer
+        word_mask = torch.arange(W, device=words.device) < word_counts[..., None]  # (B, F, W)
+        xs = layer.cell.project_input(words.reshape(B, F_ * W, H).transpose(0, 1))  # (F*W, B, 3H)
+        out, _ = layer.loop(xs, word_mask.reshape(B, F_ * W).transpose(0, 1)[..., None], layer.initial.expand(B, -1))
+        ends = torch.arange(F_, device=words.device) * W + (word_counts - 1).clamp(min=0)  # (B, F): last words
+        return out.transpose(0, 1).gather(1, ends[..., None].expand(B, F_, H)) * fact_mask[..., None]
+
+
+def _dmn_ids(B: int, T: int, V: int, pad: int, counts: Tensor, g: torch.Generator) -> Tensor:
+    """(B, T) ids other than pad in the first counts[b] places, pad after."""
+    ids = torch.randint(0, V - 1, (B, T), generator=g)
+    ids = ids + (ids >= pad).long()
+    return ids.masked_fill(torch.arange(T)[None, :] >= counts[:, None], pad)
+
+
+def dmn_graphs(model) -> list[Graph]:
+    """The softmax answer: one graph, facts and question -> logits and gates. The GRU decoder: ``encoder`` (facts,
+    question -> a_0 = m^T, q, gates) and ``decoder_step`` (y_prev, a, q -> logits, a_n), for a greedy loop around it
+    as ``DMN.predict`` runs (y_prev = <eos> first)."""
+    c = model.config
+    H, V, T, pad = c.hidden, c.vocab_size, c.passes, c.pad_id
+    modules = {"memory": ExportEpisodicMemory(model.memory), "question_rnn": exportable(model.question_rnn)}
+    if model.fusion is not None:
+        modules["fusion"] = exportable(model.fusion)
+    if model.sentence_rnn is not None:
+        modules["story"] = ExportStoryGRU(model.sentence_rnn)
+    clone = _with(model, **modules)
+    if model.sentence_rnn is not None:  # DMN.encode_facts calls self._story_gru(words, word_counts, fact_mask)
+        vars(clone)["_story_gru"] = clone.story  # an instance attribute: it shadows the method
+
+    def encode(facts, question):
+        s, fact_mask = clone.encode_facts(facts)
+        q = clone.encode_question(question)
+        m, gates, _ = clone.memory(s, q, fact_mask)
+        return m, q, gates
+
+    def encode_reference(facts, question):
+        s, fact_mask = model.encode_facts(facts)
+        q = model.encode_question(question)
+        m, gates, _ = model.memory(s, q, fact_mask)
+        return m, q, gates
+
+    def example(B, F_, g):  # F facts; W words and Q question words vary with F too
+        W, Q = max(2, F_ - 3), max(2, F_ - 4)
+        fact_counts = _lengths(B, F_, g)
+        word_counts = torch.randint(1, W + 1, (B, F_), generator=g)
+        word_counts = word_counts.masked_fill(torch.arange(F_)[None, :] >= fact_counts[:, None], 0)
+        facts = _dmn_ids(B * F_, W, V, pad, word_counts.flatten(), g).view(B, F_, W)
+        return facts, _dmn_ids(B, Q, V, pad, _lengths(B, Q, g), g)
+
+    fact_ports = [Port("facts", "int64", ("B", "F", "W")), Port("question", "int64", ("B", "Q"))]
+    gates = Port("gates", "float32", ("B", T, "F"))
+    ids = (f"facts: word ids (vocab.json) of each story's facts, one row per fact, the real facts first, pad (id {pad}) "
+           "words and rows after; question: its word ids, pad after")
+    if model.decoder is None:
+        def run(facts, question):
+            m, q, g = encode(facts, question)
+            return clone.answer_out(torch.cat([m, q], dim=-1))[:, None], g
+
+        def reference(inputs):
+            _, out = model.predict(*inputs)
+            return out.logits, out.gates
+
+        return [Graph("model", _Outputs(run, model=clone), fact_ports,
+                      [Port("logits", "float32", ("B", 1, V)), gates], example, reference,
+                      notes=[ids, f"logits: the one-word answer (argmax over all words but pad); gates: what each of "
+                             f"the {T} passes attended to, 0 on padded facts"])]
+
+    def step(y_prev, a, q):
+        a, _ = model.decoder(torch.cat([model.embedding(y_prev), q], dim=-1), a)
+        return model.answer_out(a), a
+
+    def step_example(B, F_, g):
+        return (torch.randint(0, V, (B,), generator=g), 0.5 * torch.randn(B, H, generator=g),
+                0.5 * torch.randn(B, H, generator=g))
+
+    encoder = Graph("encoder", _Outputs(encode, model=clone), fact_ports,
+                    [Port("a", "float32", ("B", H)), Port("q", "float32", ("B", H)), gates], example,
+                    lambda inputs: encode_reference(*inputs),
+                    notes=[ids, "a: the decoder's first state a_0 = m^T; q: the question; both are inputs of "
+                           "decoder_step"])
+    decoder = Graph("decoder_step", _Outputs(step, model=model),
+                    [Port("y_prev", "int64", ("B",)), Port("a", "float32", ("B", H)), Port("q", "float32", ("B", H))],
+                    [Port("logits", "float32", ("B", V)), Port("a_n", "float32", ("B", H))], step_example,
+                    lambda inputs: step(*inputs),
+                    notes=[f"y_prev: <eos> (id {c.eos_id}) first, then the chosen word (argmax but pad); stop at "
+                           f"<eos> or after {c.max_answer_len + 1} steps; feed a_n back as a"])
+    return [encoder, decoder]
+
+
 GRAPHS = {
     "charlm": _lm_graphs,
     "wordlm": _lm_graphs,
@@ -541,20 +859,24 @@ GRAPHS = {
     "forecast": _forecast_graphs,
     "seq2seq": seq2seq_graphs,
     "dates": seq2seq_graphs,
+    "act": _act_graphs,
+    "babi": dmn_graphs,
 }
 
 # the run files a user needs to make the inputs or read the outputs, copied next to the graph
 RUN_FILES = {"charlm": ["vocab.json"], "wordlm": ["vocab.json"], "classify": ["tokenizer.json"],
              "seqmnist": ["permutation.json"], "forecast": ["normalisation.json", "columns.json"],
-             "seq2seq": ["src_vocab.json", "tgt_vocab.json"], "dates": ["src_vocab.json", "tgt_vocab.json"]}
+             "seq2seq": ["src_vocab.json", "tgt_vocab.json"], "dates": ["src_vocab.json", "tgt_vocab.json"],
+             "babi": ["vocab.json"]}
 
 
 def _load(task: str, run_dir: Path) -> nn.Module:
-    from .tasks import classify, forecast, lm, memory, ntm, seq2seq, seqmnist
+    from .tasks import act, babi, classify, forecast, lm, memory, ntm, seq2seq, seqmnist
 
     loaders = {"charlm": lm.load, "wordlm": lm.load, "classify": classify.load, "seqmnist": seqmnist.load,
                "adding": memory.load, "copy": memory.load, "pattern": memory.load, "forecast": forecast.load,
-               "ntm": ntm.load, "seq2seq": seq2seq.load, "dates": seq2seq.load}
+               "ntm": ntm.load, "seq2seq": seq2seq.load, "dates": seq2seq.load, "act": act.load,
+               "babi": babi.load}
     return loaders[task](run_dir)[0].float().eval()
 
 
@@ -642,10 +964,6 @@ def export_run(run_dir, fmt: str = "onnx", out=None) -> dict:
         raise ValueError(f"export: task {task!r} of {run_dir} is not supported{why}; supported: "
                          f"{', '.join(SUPPORTED)}")
     model = _load(task, run_dir)
-    if fmt == "onnx" and task == "ntm" and hasattr(model, "layer"):
-        raise ValueError(f"export: the Neural Turing Machine of {run_dir} exports to TorchScript only "
-                         "(the ONNX exporter does not know tensor ranks inside the loop body, which the NTM's "
-                         "addressing needs); use --format torchscript, or the ntm task's --model lstm for ONNX")
     graphs = GRAPHS[task](model)
     out = Path(out) if out is not None else run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
@@ -665,6 +983,8 @@ def export_run(run_dir, fmt: str = "onnx", out=None) -> dict:
     sidecar = {"task": task, "format": fmt, "exporter": _exporter(fmt), "run_dir": str(run_dir.resolve()),
                "graphs": written, "files": files,
                "vocabulary": [f for f in files if f.endswith(("vocab.json", "tokenizer.json"))],
-               "symbols": {"B": "batch", "T": "time steps (any; lengths (B,) in [1, T])", "S": "source length"}}
+               "symbols": {"B": "batch", "T": "time steps (any; lengths (B,) in [1, T])", "S": "source length",
+                           **({"F": "facts per story (any; padded rows after)", "W": "words per fact (any)",
+                               "Q": "question words (any)"} if task == "babi" else {})}}
     checkpoint.atomic_write_json(out / f"{fmt}.json", sidecar)
     return {**sidecar, "out": str(out), "sidecar": f"{fmt}.json"}
