@@ -917,6 +917,133 @@ _train_command("dates", "Date normalisation: human-written dates -> YYYY-MM-DD, 
                "held-out dates.", _seq2seq_model_options(_dates_defaults()) + DATES_OPTIONS, _run_dates)
 
 
+# ----- image captioning and visual question answering: rnnkit train captions / vqa, rnnkit caption -------------
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--{what}: expected comma-separated ints like 32,64,64, got {text!r}") from None
+    return values
+
+
+SCENE_OPTIONS = [
+    _option("image_size", 32, int, "Image side in pixels (scenes are drawn at it; a folder's images are resized to it)."),
+    _option("train_size", 20_000, int, "Generated scenes for training."),
+    _option("valid_size", 500, int, "Generated scenes for validation (keep-best)."),
+    _option("test_size", 1_000, int, "Generated scenes for the test report, never trained on."),
+    _option("data_seed", 0, int, "Seed of the generated scenes (--seed seeds the training)."),
+    _option("channels", "32,64,64", str, "CNN: output channels of each 3x3 convolution, comma-separated."),
+    _option("pools", 2, int, "CNN: the first N convolutions are followed by 2x2 max-pooling (map: size / 2^N)."),
+]
+
+CAPTION_OPTIONS = [
+    _option("attention", "soft", str, "none (Show and Tell), soft or hard (Show, Attend and Tell)."),
+    _option("image", "state", str, "attention none: the image as the initial state or as the first input."),
+    _option("embedding", 64, int, "Word embedding size."),
+    _option("hidden", 256, int, "LSTM units."),
+    _option("attention_size", 0, int, "Hidden size of the additive attention score (0: --hidden)."),
+    _option("gate", True, bool, "Xu et al.'s gate beta_t on the context.", "--gate/--no-gate"),
+    _option("dropout", 0.0, float, "Dropout on embeddings and before the output layer."),
+    _option("doubly_stochastic", 0.01, float, "lambda of soft attention's lambda * sum_i (1 - sum_t alpha_ti)^2."),
+    _option("max_shapes", 3, int, "Generated scenes: at most this many shapes (1-3)."),
+    _option("captions", None, Optional[Path], "--data DIR: the captions file (default DIR/captions.txt)."),
+    _option("beam", 1, int, "Beam width for the test captions (1: greedy)."),
+]
+
+VQA_OPTIONS = [
+    _option("hidden", 64, int, "H: facts, question and memory size."),
+    _option("passes", 3, int, "Episodic memory passes T."),
+    _option("dropout", 0.1, float, "Dropout on the facts and before the answer layer."),
+]
+
+
+def _run_captions(o: dict) -> None:
+    from .tasks import captions
+
+    task = captions.CaptionsTask(
+        data=o["data"] and str(o["data"].resolve()), captions=o["captions"] and str(o["captions"].resolve()),
+        image_size=o["image_size"], train_size=o["train_size"], valid_size=o["valid_size"], test_size=o["test_size"],
+        max_shapes=o["max_shapes"], data_seed=o["data_seed"], doubly_stochastic=o["doubly_stochastic"])
+    if o["data"] is not None:
+        _refuse_unused(o, {"train_size": 20_000, "valid_size": 500, "test_size": 1_000, "max_shapes": 3,
+                           "data_seed": 0}, "applies to the generated scenes (without --data)")
+    model = {"channels": _ints(o["channels"], "channels"), "pools": o["pools"], "embedding": o["embedding"],
+             "hidden": o["hidden"], "attention": o["attention"], "attention_size": o["attention_size"],
+             "image": o["image"], "gate": o["gate"], "dropout": o["dropout"]}
+    from .models.captioner import CaptionerConfig
+
+    CaptionerConfig(vocab_size=4, image_size=task.image_size, **model)  # checked now, before anything is written
+    out, cfg, command = _whole_sequence_run("captions", o, "caption")
+    report = captions.train(task, model, cfg, out, resume=o["resume"], resume_command=command, beam=o["beam"])
+    if os.environ.get("RANK", "0") != "0":
+        return
+    data, valid = report["data"], report["valid"]
+    typer.echo(f"{report['task']}: train {data['train']:,}, valid {data['valid']:,}, test {data['test']:,} images; "
+               f"vocabulary {report['vocabulary']} words; {report['parameters']:,} parameters; attention "
+               f"{o['attention']}")
+    typer.echo(f"validation after {report['step']} steps: loss {valid['loss']:.4f}, cross-entropy "
+               f"{valid['cross_entropy']:.4f}, next-word accuracy {valid['accuracy']:.4f}; {report['seconds']:.0f} s")
+    typer.echo(captions.describe(report))
+    typer.echo(f"first test image {Path(out) / 'test_image.png'}: {report['first_test_caption']}")
+    if o["attention"] != "none":
+        typer.echo(f"its attention, word by word: {Path(out) / 'attention.png'}")
+    typer.echo(f"captions: {Path(out) / 'test_captions.tsv'}")
+
+
+def _run_vqa(o: dict) -> None:
+    from .tasks import vqa
+
+    if o["data"] is not None:
+        raise ValueError(f"train vqa: the scenes and questions are generated from --data-seed; --data is not used "
+                         f"(got {o['data']})")
+    task = vqa.VQATask(image_size=o["image_size"], train_size=o["train_size"], valid_size=o["valid_size"],
+                       test_size=o["test_size"], data_seed=o["data_seed"])
+    model = {"channels": _ints(o["channels"], "channels"), "pools": o["pools"], "hidden": o["hidden"],
+             "passes": o["passes"], "dropout": o["dropout"]}
+    from .models.vqa import VQAConfig
+
+    VQAConfig(vocab_size=4, answer_size=4, image_size=task.image_size, **model)  # checked before anything is written
+    out, cfg, command = _whole_sequence_run("vqa", o, "question")
+    report = vqa.train(task, model, cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    data = report["data"]
+    typer.echo(f"scene questions: train {data['train']:,}, valid {data['valid']:,}, test {data['test']:,}; DMN+ over "
+               f"CNN facts in snake order (H {o['hidden']}, {o['passes']} passes); {report['parameters']:,} "
+               f"parameters; {report['step']} steps in {report['seconds']:.0f} s")
+    typer.echo(vqa.describe(report))
+    typer.echo(f"gates of the first test question: {Path(out) / 'gates.png'}")
+
+
+_train_command("captions", "Image captioning: a CNN from scratch and an LSTM decoder, with soft or hard attention over "
+               "the feature map (Show and Tell; Show, Attend and Tell). Generated captioned scenes, or --data: a "
+               "folder of images with a captions file.", SCENE_OPTIONS + CAPTION_OPTIONS, _run_captions)
+_train_command("vqa", "Visual question answering on generated scenes with DMN+ (lecture 004): CNN facts in snake "
+               "order, episodic memory, one-word answers.", SCENE_OPTIONS + VQA_OPTIONS, _run_vqa)
+
+
+@app.command("caption")
+def caption_command(
+    run_dir: Path = typer.Argument(..., help="A `rnnkit train captions` run directory."),
+    images: list[Path] = typer.Argument(..., help="Image files (any format PIL reads; resized to the run's size)."),
+    beam: int = typer.Option(5, help="Beam width (1: greedy)."),
+    length_penalty: float = typer.Option(1.0, help="Beam score = log p / length^alpha; alpha 0: raw log p."),
+    max_len: Optional[int] = typer.Option(None, help="Most words per caption (default: the longest training one + 5)."),
+    plot_attention: Optional[Path] = typer.Option(None, help="Write the image's attention, word by word, to this PNG."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Print one caption per image."""
+    from .tasks import captions
+
+    result = captions.caption(run_dir, list(images), beam=beam, length_penalty=length_penalty, max_len=max_len,
+                              plot_attention=plot_attention, device=device)
+    for text in result["captions"]:
+        typer.echo(text)
+    if result["plot"] is not None:
+        typer.echo(f"attention: {result['plot']}", err=True)
+
+
 # ----- using a trained run ------------------------------------------------------------------------------
 
 
@@ -1017,7 +1144,7 @@ def translate_command(
 @app.command("export")
 def export_command(
     run_dir: Path = typer.Argument(..., help="A trained run directory (charlm, wordlm, classify, seqmnist, adding, "
-                                   "copy, pattern, forecast, ntm, seq2seq, dates)."),
+                                   "copy, pattern, forecast, ntm, seq2seq, dates, act, babi)."),
     format: str = typer.Option("onnx", "--format", help="torchscript or onnx (onnx is checked with onnxruntime: "
                                "pip install 'rnnkit[onnx]')."),
     out: Optional[Path] = typer.Option(None, help="Directory for the graph and its FORMAT.json sidecar (default RUN_DIR/export)."),
@@ -1085,6 +1212,148 @@ def _report_every(steps: int) -> int:
 
 def _times(ratio: float) -> str:
     return f"{ratio:.2g}x" if ratio < 10 else f"{ratio:,.0f}x"
+
+
+# ----- MDLSTM, hierarchical attention, polyphonic music: rnnkit train mdlstm / han / music (issue 10) ------
+
+MDLSTM_OPTIONS = [
+    _option("patch", 2, int, "Pixels per side of the blocks each position reads (image sides must divide by it)."),
+    _option("hidden", 32, int, "MDLSTM units per direction."),
+    _option("layers", 1, int, "MDLSTM layers."),
+    _option("directions", 4, int, "Scan directions: 4 (every corner), 2 (top-left, bottom-right) or 1."),
+    _option("dropout", 0.0, float, "Dropout between layers and before the dense layer."),
+]
+
+
+def _run_mdlstm(o: dict) -> None:
+    from .tasks import mdlstm
+
+    task = mdlstm.MDLSTMTask(data=o["data"] and str(o["data"].resolve()))
+    out, cfg, command = _whole_sequence_run("mdlstm", o, unit="image")
+    options = {k: o[k] for k in ("patch", "hidden", "layers", "directions", "dropout")}
+    result = mdlstm.train(task, options, cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    H, W = result["data"]["train"]["image_size"]
+    gh, gw = result["grid"]
+    source = "MNIST" if o["data"] else "scikit-learn's 8x8 digits"
+    typer.echo(f"data: {source}, {H}x{W} images as a {gh}x{gw} "
+               f"grid of {o['patch']}x{o['patch']} patches; "
+               + ", ".join(f"{name} {s['examples']:,}" for name, s in result["data"].items()))
+    _classifier_reports(result, out)
+
+
+HAN_OPTIONS = [
+    _option("fold", 0, int, "Test fold of Pang & Lee's 10-fold CV by cv tag: reviews cvK00-cvK99 (K = 0..9)."),
+    _option("embedding", 100, int, "Word embedding size."),
+    _option("hidden", 50, int, "GRU units per direction (word and sentence encoders)."),
+    _option("attention", 100, int, "Size of the attention projections u_it, u_i."),
+    _option("dropout", 0.0, float, "Dropout on the embeddings and before the dense layer."),
+    _option("max_words", 30_000, int, "Vocabulary size (<pad> and <unk> included)."),
+    _option("max_sentences", 80, int, "Sentences per review; later ones are cut (and counted)."),
+    _option("max_sentence_len", 60, int, "Tokens per sentence; longer sentences are cut (and counted)."),
+    _option("html_docs", 20, int, "Test reviews written to attention_test.html (0: none)."),
+]
+
+
+def _run_han(o: dict) -> None:
+    from .tasks import han
+
+    if o["data"] is None:
+        raise ValueError("train han: --data is required (review_polarity.tar.gz, Pang & Lee's movie reviews)")
+    task = han.HANTask(data=str(o["data"].resolve()), fold=o["fold"], max_words=o["max_words"],
+                       max_sentences=o["max_sentences"], max_sentence_len=o["max_sentence_len"])
+    out, cfg, command = _whole_sequence_run("han", o, unit="document")
+    options = {k: o[k] for k in ("embedding", "hidden", "attention", "dropout")}
+    result = han.train(task, options, cfg, out, resume=o["resume"], resume_command=command, html_docs=o["html_docs"])
+    if os.environ.get("RANK", "0") != "0":
+        return
+    typer.echo(f"data: test fold {o['fold']}: " + ", ".join(
+        f"{name} {d['documents']:,} reviews ({d['sentences']:,} sentences)" for name, d in result["data"].items())
+        + f"; vocabulary {result['vocabulary']:,} words")
+    _classifier_reports(result, out)
+    if result["html"]:
+        typer.echo(f"attention of {o['html_docs']} test reviews: {result['html']}")
+
+
+@app.command("han-attention")
+def han_attention_command(
+    run_dir: Path = typer.Argument(..., help="A `rnnkit train han` run directory."),
+    document: str = typer.Argument(..., help="A text file, one sentence per line, or - for standard input."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write the attention view to this HTML file."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Classify one document with a HAN run: the label, its probability and the most attended sentence."""
+    from .tasks import han
+
+    if document == "-":
+        text, where = sys.stdin.read(), "stdin"
+    else:
+        path = Path(document)
+        if not path.is_file():
+            raise FileNotFoundError(f"han-attention: no such file {path}")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    result = han.predict_document(run_dir, text.split("\n"), device=device, where=where)
+    typer.echo(f"{result['label']}\t{result['probability']:.4f}")
+    weight, tokens = max(result["sentences"], key=lambda s: s[0])
+    typer.echo(f"most attended sentence ({weight:.3f}): {' '.join(t for t, _ in tokens)}")
+    if html_out is not None:
+        html_out.write_text(han.attention_html([{**result, "title": where}]), encoding="utf-8")
+        typer.echo(f"attention view: {html_out}")
+
+
+MUSIC_OPTIONS = [
+    _option("model", "lstm", str, f"Sequence model: {', '.join(ENCODERS)} (Bai et al. compare lstm, gru, tcn)."),
+    _option("hidden", 150, int, "Units (RNN) or channels (TCN)."),
+    _option("layers", 1, int, "Recurrent layers (TCN: residual blocks)."),
+    _option("dropout", 0.0, float, "Dropout between layers and before the output layer."),
+    _option("kernel_size", 3, int, "TCN convolution width."),
+]
+
+
+def _run_music(o: dict) -> None:
+    from .tasks import music
+
+    if o["data"] is None:
+        raise ValueError("train music: --data is required (a piano-roll .mat or .json file, e.g. JSB_Chorales.mat)")
+    task = music.MusicTask(data=str(o["data"].resolve()))
+    out, cfg, command = _whole_sequence_run("music", o, unit="piece")
+    options = {k: o[k] for k in ("model", "hidden", "layers", "dropout", "kernel_size")}
+    result = music.train(task, options, cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    typer.echo("data: " + ", ".join(f"{name} {d['pieces']} pieces ({d['frames']:,} predicted frames)"
+                                    for name, d in result["data"].items()))
+    best = f"step {result['best_step']} of {result['step']}" if result["best_step"] else f"step {result['step']}"
+    typer.echo(f"the model with the lowest validation NLL ({best}): valid NLL {result['valid']:.4f}, "
+               f"test NLL {result['test']:.4f} nats per frame (sum over 88 keys)")
+
+
+@app.command("sample-music")
+def sample_music_command(
+    run_dir: Path = typer.Argument(..., help="A `rnnkit train music` run directory."),
+    out: Path = typer.Argument(..., help="The MIDI file to write."),
+    length: int = typer.Option(64, help="Frames to sample after the one-frame prime."),
+    seed: Optional[int] = typer.Option(None, help="Seed for a repeatable piece (also picks the prime)."),
+    bpm: float = typer.Option(120.0, help="Tempo, quarter notes per minute."),
+    frames_per_beat: int = typer.Option(1, help="Frames per quarter note (1 for the B-L JSB Chorales)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Sample a new piece frame by frame from a music run and write it as a MIDI file."""
+    from .tasks import music
+
+    result = music.sample(run_dir, out, length=length, seed=seed, bpm=bpm, frames_per_beat=frames_per_beat,
+                          device=device)
+    typer.echo(f"{result['path']}: {result['frames']} frames (prime: the first frame of training piece "
+               f"{result['prime_index']}), {result['notes_per_frame']:.2f} notes per frame")
+
+
+_train_command("mdlstm", "MNIST with a 4-direction multi-dimensional LSTM (Graves et al. 2007, lecture 004). --data DIR: "
+               "MNIST's IDX files; without it, scikit-learn's bundled 8x8 digits.", MDLSTM_OPTIONS, _run_mdlstm)
+_train_command("han", "Hierarchical attention network (Yang et al. 2016) on Pang & Lee's movie reviews. --data: "
+               "review_polarity.tar.gz.", HAN_OPTIONS, _run_han)
+_train_command("music", "Polyphonic music next-frame model (Boulanger-Lewandowski 2012; Bai et al. 2018): frame NLL. "
+               "--data: a piano-roll .mat or .json file.", MUSIC_OPTIONS, _run_music)
 
 
 def main():

@@ -1,0 +1,134 @@
+"""Issue 10's targets for three lecture applications, each a full training run through its rnnkit task module:
+
+* **Polyphonic music** (rnnkit.tasks.music): JSB Chorales (B-L 2012 split, ../shared/data/polyphonic_music/
+  JSB_Chorales.mat), LSTM, GRU and TCN, test frame NLL (nats per frame, sum over 88 keys) beside Bai et al.
+  (2018) table 1: LSTM 8.45, GRU 8.43, TCN 8.10. Target: LSTM <= 8.5. Recipe: Adam lr 1e-3, clip 0.2 (Bai et
+  al.'s poly_music code), batch 8, the best validation weights tested; LSTM / GRU 1 layer of 200, dropout 0.3;
+  TCN 4 blocks of 150 channels, kernel 5, dropout 0.25 (their poly_music defaults).
+* **Hierarchical attention network** (rnnkit.tasks.han): Pang & Lee's 2,000 movie reviews, test fold 0 of the
+  cv-tag 10-fold split (200 reviews). Target: accuracy >= 85 %. Yang et al.'s sizes (GRU 50 per direction,
+  attention 100), embedding 100, dropout 0.3, Adam lr 1e-3, batch 32.
+* **MDLSTM on MNIST** (rnnkit.tasks.mdlstm): 2x2 patches (a 14x14 grid), 4 directions of 32 units, Adam lr 1e-3,
+  batch 64; test accuracy, and the speed of the diagonal wavefront against the per-pixel double loop over the same
+  cells (forward + backward, one 14x14 batch), in the same process.
+
+    python benchmarks/bench_music_han_mdlstm.py                 # all three, --minutes 20 per training run
+    python benchmarks/bench_music_han_mdlstm.py --parts music --minutes 30
+    python benchmarks/bench_music_han_mdlstm.py --quick         # smoke test: a few steps each; numbers mean nothing
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from rnnkit.layers.mdlstm import MDLSTM, MDLSTMConfig, naive_scan
+from rnnkit.tasks import han, mdlstm, music
+from rnnkit.train import TrainConfig
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+BAI = {"lstm": 8.45, "gru": 8.43, "tcn": 8.10}
+MUSIC_MODELS = {"lstm": {"model": "lstm", "hidden": 200, "layers": 1, "dropout": 0.3},
+                "gru": {"model": "gru", "hidden": 200, "layers": 1, "dropout": 0.3},
+                "tcn": {"model": "tcn", "hidden": 150, "layers": 4, "kernel_size": 5, "dropout": 0.25}}
+
+
+def _cfg(args, *, steps=None, epochs=None, batch_size, lr=1e-3, clip=None, eval_every=0, patience=0):
+    if args.quick:
+        steps, epochs, eval_every, patience = 3, None, 0, 0
+    return TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, clip_norm=clip, eval_every=eval_every,
+                       patience=patience, max_time=None if args.quick else args.minutes * 60, device=args.device,
+                       quiet=True, seed=0)
+
+
+def bench_music(args, tmp: Path) -> list[str]:
+    data = DATA / "polyphonic_music" / "JSB_Chorales.mat"
+    rows = ["| model | test NLL | valid NLL | Bai et al. | steps | seconds |", "|---|---:|---:|---:|---:|---:|"]
+    for kind in args.music_models.split(","):
+        options = dict(MUSIC_MODELS[kind])
+        if args.quick:
+            options["hidden"] = 16
+        t = time.perf_counter()
+        r = music.train(music.MusicTask(str(data)), options, _cfg(args, epochs=200, batch_size=8, clip=0.2, patience=15),
+                        tmp / f"music-{kind}")
+        rows.append(f"| {kind} | {r['test']:.3f} | {r['valid']:.3f} | {BAI[kind]} | {r['step']} | "
+                    f"{time.perf_counter() - t:.0f} |")
+    return rows
+
+
+def bench_han(args, tmp: Path) -> list[str]:
+    data = DATA / "sentiment" / "movie_review_polarity" / "review_polarity.tar.gz"
+    task = han.HANTask(str(data), fold=0, **({"max_sentences": 10, "max_sentence_len": 20} if args.quick else {}))
+    options = {"embedding": 100, "hidden": 50, "attention": 100, "dropout": 0.3}
+    if args.quick:
+        options.update(embedding=8, hidden=4, attention=4)
+    t = time.perf_counter()
+    r = han.train(task, options, _cfg(args, epochs=30, batch_size=32, clip=5.0, patience=5), tmp / "han", html_docs=4)
+    return ["| test fold | test accuracy | valid accuracy | target | steps | seconds |", "|---|---:|---:|---:|---:|---:|",
+            f"| 0 | {r['test']['accuracy']:.4f} | {r['valid']['accuracy']:.4f} | 0.85 | {r['step']} | "
+            f"{time.perf_counter() - t:.0f} |"]
+
+
+def _time(fn, repeats):
+    fn()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t) / repeats
+
+
+def bench_mdlstm(args, tmp: Path) -> list[str]:
+    side, batch, hidden = (6, 4, 4) if args.quick else (14, 32, 32)
+    torch.manual_seed(0)
+    layer = MDLSTM(MDLSTMConfig(4, hidden, directions=4))
+    x = torch.rand(batch, side, side, 4)
+
+    def wave():
+        layer(x)[0].sum().backward()
+
+    def naive():
+        outs = [naive_scan(cell, x.flip(axes) if axes else x) for cell, axes in
+                zip(layer.cells, [(), (2,), (1,), (1, 2)])]
+        sum(o.sum() for o in outs).backward()
+
+    tw, tn = _time(wave, 1 if args.quick else 3), _time(naive, 1)
+    rows = [f"speed, forward + backward of a 4-direction MDLSTM({hidden}) on a batch of {batch} {side}x{side} grids: "
+            f"wavefront {tw * 1e3:.1f} ms, per-pixel loop {tn * 1e3:.1f} ms ({tn / tw:.1f}x)", ""]
+    mnist = None if args.quick else str(DATA / "mnist")
+    options = {"patch": 2, "hidden": 8 if args.quick else 32, "layers": 1, "directions": 4, "dropout": 0.0}
+    t = time.perf_counter()
+    r = mdlstm.train(mdlstm.MDLSTMTask(mnist), options, _cfg(args, epochs=20, batch_size=64, clip=5.0, patience=3),
+                     tmp / "mdlstm")
+    rows += ["| data | test accuracy | valid accuracy | steps | seconds |", "|---|---:|---:|---:|---:|",
+             f"| {'MNIST' if mnist else '8x8 digits'} | {r['test']['accuracy']:.4f} | {r['valid']['accuracy']:.4f} | "
+             f"{r['step']} | {time.perf_counter() - t:.0f} |"]
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--parts", default="music,han,mdlstm")
+    p.add_argument("--music-models", default="lstm,gru,tcn")
+    p.add_argument("--minutes", type=float, default=20.0, help="Training time budget per run.")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quick", action="store_true", help="A few steps each: checks the script runs.")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    benches = {"music": bench_music, "han": bench_han, "mdlstm": bench_mdlstm}
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in args.parts.split(","):
+            t = time.perf_counter()
+            print(f"\n## {part}{' (--quick: the numbers mean nothing)' if args.quick else ''}\n")
+            print("\n".join(benches[part](args, Path(tmp))))
+            print(f"\n({time.perf_counter() - t:.0f} s)")
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

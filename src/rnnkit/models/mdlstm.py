@@ -1,0 +1,83 @@
+r"""An image classifier on a multi-dimensional LSTM (Graves et al. 2007; Graves & Schmidhuber 2009).
+
+    images (B, H, W) ──cut into p x p patches──> (B, H/p, W/p, p*p) ──MDLSTM layer(s), 4 directions
+      (rnnkit.layers.mdlstm)──> (B, H/p, W/p, D*Hd) ──mean over the positions──> (B, D*Hd)
+      ──dropout, dense──> logits (B, C) ──softmax cross-entropy
+
+Graves & Schmidhuber (NIPS 2009) feed MDLSTMs with small blocks of pixels rather than single pixels ("input
+blocks"); ``patch`` is that block size (1: one pixel per position). With four directions every position's
+output has seen the whole image, so a mean over the positions is a summary of the image seen from every
+position (the 2009 network sums its top layer's outputs over the positions in the same way).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_positive_int, check_probability
+from ..layers.mdlstm import MDLSTM, MDLSTMConfig
+
+
+@dataclass
+class MDLSTMClassifierConfig:
+    num_classes: int = 10
+    image_size: tuple[int, int] = (28, 28)  # H, W of the input images
+    patch: int = 2  # p: positions are p x p blocks of pixels (H and W must be multiples of p)
+    hidden: int = 32  # units per direction
+    layers: int = 1
+    directions: int = 4
+    dropout: float = 0.0  # between MDLSTM layers and before the dense layer
+
+    def __post_init__(self):
+        self.image_size = tuple(self.image_size)
+        for name in ("num_classes", "patch", "hidden", "layers"):
+            check_positive_int("MDLSTMClassifierConfig", name, getattr(self, name))
+        if self.num_classes < 2:
+            raise ValueError(f"MDLSTMClassifierConfig: expected num_classes >= 2, got {self.num_classes}")
+        H, W = self.image_size
+        if H % self.patch or W % self.patch:
+            raise ValueError(f"MDLSTMClassifierConfig: expected image sides divisible by patch {self.patch}, got "
+                             f"{H} x {W}")
+        check_probability("MDLSTMClassifierConfig", "dropout", self.dropout)
+        MDLSTMConfig(1, self.hidden, directions=self.directions)  # checks directions
+
+
+class MDLSTMClassifier(nn.Module):
+    """``logits, () = model(images, state=None, lengths=None)``; images (B, H, W) floats -> logits (B, C).
+    The state and lengths arguments keep the Trainer's model contract; images have none."""
+
+    def __init__(self, config: MDLSTMClassifierConfig):
+        super().__init__()
+        self.config = c = config
+        size = c.patch * c.patch
+        self.layers = nn.ModuleList()
+        for _ in range(c.layers):
+            layer = MDLSTM(MDLSTMConfig(size, c.hidden, directions=c.directions, merge="concat"))
+            self.layers.append(layer)
+            size = layer.output_size
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(size, c.num_classes)
+
+    def patches(self, images: Tensor) -> Tensor:
+        """(B, H, W) -> (B, H/p, W/p, p*p): each position holds its block's pixels row by row."""
+        c = self.config
+        if not torch.is_tensor(images) or images.dim() != 3 or tuple(images.shape[1:]) != c.image_size \
+                or not images.is_floating_point():
+            got = f"{images.dtype} {tuple(images.shape)}" if torch.is_tensor(images) else type(images).__name__
+            raise ValueError(f"MDLSTMClassifier: expected images (B, {c.image_size[0]}, {c.image_size[1]}) floats, "
+                             f"got {got}")
+        B, H, W = images.shape
+        p = c.patch
+        x = images.reshape(B, H // p, p, W // p, p).permute(0, 1, 3, 2, 4)  # b h p w q -> b h w p q
+        return x.reshape(B, H // p, W // p, p * p)
+
+    def forward(self, images: Tensor, state=None, lengths=None):
+        if lengths is not None:
+            raise ValueError("MDLSTMClassifier: images have no lengths; expected lengths=None")
+        x = self.patches(images)
+        for k, layer in enumerate(self.layers):
+            x, _ = layer(x if k == 0 else self.drop(x))  # (B, h, w, D*Hd)
+        pooled = x.mean(dim=(1, 2))  # (B, D*Hd)
+        return self.head(self.drop(pooled)), ()

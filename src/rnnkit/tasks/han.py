@@ -1,0 +1,223 @@
+"""Document classification with a hierarchical attention network (Yang et al. 2016): `rnnkit train han`.
+
+    review_polarity.tar.gz (data/reviews.py: 2,000 reviews, one sentence per line, read from the archive)
+      ──fold K of Pang & Lee's 10-fold CV by cv tag: test = cv{K}00..cv{K}99 (200 reviews); validation = a
+        seeded 10% of the other 1,800 (seed 0, whatever --seed)──> train 1,620 / valid 180 / test 200
+      ──Tokenizer.fit(training sentences, --max-words); each review -> (S, W) ids, at most --max-sentences
+        sentences of at most --max-sentence-len tokens (longer ones cut and counted)──> (N, S, W)
+      ──HAN (word bi-GRU + attention -> sentence bi-GRU + attention -> dense)──> binary cross-entropy
+      ──best model on validation loss──> accuracy, F1, confusion matrix; attention_test.html: test reviews
+        with every word shaded by its weight and every sentence by its own
+
+    run dir: config.json, tokenizer.json, model.safetensors, model.best.safetensors, trainer.pt, metrics.jsonl,
+             loss.png, metrics_valid.json, metrics_test.json, confusion_*.png, attention_test.html
+"""
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.reviews import FOLDS, LABELS, Review, read_reviews
+from ..data.tokenize import Tokenizer
+from ..models.classifier import probabilities
+from ..models.han import HAN, HANConfig
+from ..train import TrainConfig, checkpoint, seed_everything
+from .classify import SPLIT_SEED, load_best, make_trainer, report_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HANTask:
+    data: str  # review_polarity.tar.gz, or a directory holding txt_sentoken/
+    fold: int = 0  # the test fold, 0..9 (cv tags K00..K99)
+    valid_fraction: float = 0.1  # of the other nine folds, seeded
+    max_words: int = 30_000  # vocabulary, <pad> and <unk> included
+    max_sentences: int = 80  # per document; later sentences are cut (and counted)
+    max_sentence_len: int = 60  # tokens per sentence; later tokens are cut (and counted)
+
+    def __post_init__(self):
+        if not 0 <= self.fold < FOLDS:
+            raise ValueError(f"HANTask: expected fold in [0, {FOLDS}), got {self.fold}")
+        if not 0 < self.valid_fraction < 1:
+            raise ValueError(f"HANTask: expected valid_fraction in (0, 1), got {self.valid_fraction}")
+        for name in ("max_sentences", "max_sentence_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"HANTask: expected {name} >= 1, got {getattr(self, name)}")
+
+
+def split_reviews(reviews: list[Review], fold: int, valid_fraction: float = 0.1) -> dict[str, list[Review]]:
+    """{"train", "valid", "test"}: test is cv-tag fold ``fold``; valid a seeded fraction of the rest."""
+    test = [r for r in reviews if r.fold == fold]
+    rest = [r for r in reviews if r.fold != fold]
+    if not test or len(rest) < 2:
+        raise ValueError(f"han: fold {fold} leaves {len(test)} test and {len(rest)} other reviews; expected both")
+    order = torch.randperm(len(rest), generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
+    n_valid = max(1, round(len(rest) * valid_fraction))
+    valid_ids = set(order[:n_valid])
+    return {"train": [r for i, r in enumerate(rest) if i not in valid_ids],
+            "valid": [r for i, r in enumerate(rest) if i in valid_ids], "test": test}
+
+
+def document_tokens(tokenizer: Tokenizer, sentences: list[str], max_sentences: int, max_len: int
+                    ) -> tuple[list[list[str]], int, int]:
+    """The tokens of each kept sentence, and how many sentences / sentence tails were cut."""
+    kept = [t for t in (tokenizer.tokens(s) for s in sentences) if t]
+    cut_sentences = max(0, len(kept) - max_sentences)
+    kept = kept[:max_sentences]
+    cut_words = sum(len(t) > max_len for t in kept)
+    return [t[:max_len] for t in kept], cut_sentences, cut_words
+
+
+def encode_documents(tokenizer: Tokenizer, docs: list[list[str]], max_sentences: int, max_len: int,
+                     *, where: list[str] | None = None) -> tuple[torch.Tensor, list[list[list[str]]], dict]:
+    """ids (N, S, W) int64 padded with 0, the tokens behind them, and the cut counts."""
+    tokens, cuts = [], {"documents_cut": 0, "sentences_cut": 0, "sentences_shortened": 0}
+    for n, sentences in enumerate(docs):
+        toks, cs, cw = document_tokens(tokenizer, sentences, max_sentences, max_len)
+        if not toks:
+            raise ValueError(f"{where[n] if where else f'document {n}'}: no word or punctuation token")
+        tokens.append(toks)
+        cuts["documents_cut"] += cs > 0
+        cuts["sentences_cut"] += cs
+        cuts["sentences_shortened"] += cw
+    S = max(len(t) for t in tokens)
+    W = max(len(s) for t in tokens for s in t)
+    ids = torch.zeros(len(tokens), S, W, dtype=torch.int64)
+    for n, doc in enumerate(tokens):
+        for i, sent in enumerate(doc):
+            ids[n, i, : len(sent)] = tokenizer.vocab.encode(sent)
+    return ids, tokens, cuts
+
+
+def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: bool = False,
+          resume_command: str | None = None, html_docs: int = 20) -> dict:
+    """Train a HAN on the movie reviews into ``out``. model_options: HANConfig's embedding, hidden, attention,
+    dropout, cell. Returns {"data", "valid", "test", "step", "best_step", "vocabulary", "html"}."""
+    out = Path(out)
+    seed_everything(cfg.seed)
+    splits = split_reviews(read_reviews(task.data), task.fold, task.valid_fraction)
+    if resume:
+        checkpoint.check_run_dir(out, need=("config.json", "tokenizer.json", "trainer.pt"))
+        tokenizer = Tokenizer.from_json(checkpoint.read_json(out / "tokenizer.json"))
+    else:
+        tokenizer = Tokenizer.fit((s for r in splits["train"] for s in r.sentences), max_words=task.max_words,
+                                  max_len=task.max_sentence_len)
+    encoded = {}
+    for name, reviews in splits.items():
+        ids, tokens, cuts = encode_documents(tokenizer, [r.sentences for r in reviews], task.max_sentences,
+                                             task.max_sentence_len, where=[r.name for r in reviews])
+        if cuts["documents_cut"] or cuts["sentences_shortened"]:
+            log.warning("%s: cut %d sentences of %d reviews beyond --max-sentences %d, and %d sentences to "
+                        "--max-sentence-len %d tokens", name, cuts["sentences_cut"], cuts["documents_cut"],
+                        task.max_sentences, cuts["sentences_shortened"], task.max_sentence_len)
+        encoded[name] = {"x": ids, "y": torch.tensor([r.label for r in reviews]), "tokens": tokens, **cuts}
+    config = HANConfig(vocab_size=len(tokenizer), num_classes=len(LABELS), pad_id=Tokenizer.pad_id, **model_options)
+    model = HAN(config)
+    run_config = {"task": "han", "data": asdict(task), "labels": LABELS, "model": asdict(config)}
+    e_train, e_valid = encoded["train"], encoded["valid"]
+    trainer = make_trainer(model, train=(e_train["x"], e_train["y"], None), valid=(e_valid["x"], e_valid["y"], None),
+                           cfg=cfg, out=out, run_config=run_config, resume=resume, resume_command=resume_command)
+    if not resume and trainer.world.is_main:
+        checkpoint.atomic_write_json(out / "tokenizer.json", tokenizer.to_json())
+    trainer.fit()
+    best_step = load_best(trainer)
+    reports, page = {}, None
+    if trainer.world.is_main:
+        for name in ("valid", "test"):
+            e = encoded[name]
+            reports[name] = report_split(trainer.raw_model, e["x"], e["y"], None, LABELS, split=name, out=out,
+                                         device=trainer.device, batch_size=32)
+        if html_docs > 0:
+            test = splits["test"]
+            picks = _balanced(test, html_docs)
+            e = encoded["test"]
+            docs = inspect(trainer.raw_model, e["x"][picks], [e["tokens"][i] for i in picks], device=trainer.device)
+            for d, i in zip(docs, picks):
+                d["title"], d["true"] = test[i].name, LABELS[test[i].label]
+            page = out / "attention_test.html"
+            checkpoint.atomic_write_bytes(page, attention_html(docs, title=f"HAN attention, test fold {task.fold}")
+                                          .encode("utf-8"))
+    data = {name: {"documents": len(splits[name]), "sentences": int((e["x"][:, :, 0] != 0).sum()),
+                   "classes": {lab: int((e["y"] == k).sum()) for k, lab in enumerate(LABELS)},
+                   "sentences_cut": e["sentences_cut"], "sentences_shortened": e["sentences_shortened"]}
+            for name, e in encoded.items()}
+    return {"data": data, "valid": reports.get("valid"), "test": reports.get("test"), "step": trainer.step,
+            "best_step": best_step, "vocabulary": len(tokenizer), "html": page and str(page)}
+
+
+def _balanced(reviews: list[Review], n: int) -> list[int]:
+    """Up to n indices, alternating negative and positive reviews."""
+    by_label = [[i for i, r in enumerate(reviews) if r.label == k] for k in range(len(LABELS))]
+    picks = [i for pair in zip(*by_label) for i in pair]
+    return sorted(picks[:n])
+
+
+@torch.no_grad()
+def inspect(model: HAN, ids: torch.Tensor, tokens: list[list[list[str]]], *, device="cpu",
+            batch_size: int = 32) -> list[dict]:
+    """Per document: {"label", "probability", "sentences": [(sentence weight, [(token, word weight)...])]}."""
+    model.eval()
+    names = [LABELS[k] if model.config.num_classes == 2 else str(k) for k in range(model.config.num_classes)]
+    docs = []
+    for start in range(0, len(ids), batch_size):
+        logits, alpha_w, alpha_s = model.attend(ids[start:start + batch_size].to(device))
+        probs = probabilities(logits.float().cpu())
+        for b in range(len(logits)):
+            doc_tokens = tokens[start + b]
+            p, k = probs[b].max(0)
+            docs.append({"label": names[int(k)], "probability": float(p), "sentences": [
+                (float(alpha_s[b, i]), [(tok, float(alpha_w[b, i, t])) for t, tok in enumerate(sent)])
+                for i, sent in enumerate(doc_tokens)]})
+    return docs
+
+
+def attention_html(docs: list[dict], *, title: str = "HAN attention") -> str:
+    """A self-contained HTML page: a bar per sentence shaded by its weight (blue), each word shaded by
+    sqrt(sentence weight) * word weight (red), Yang et al.'s figure 5 normalisation, scaled to the document's
+    largest value."""
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:auto}.s{margin:1px 0;padding:1px 4px;"
+             "border-left:1.2em solid}.w{padding:0 1px}h2{font-size:1em;margin-top:2em}</style>",
+             f"<h1>{html.escape(title)}</h1><p>Sentence bars: sentence attention (blue). Words: "
+             "sqrt(sentence weight) &times; word weight (red), relative to the document's largest.</p>"]
+    for d in docs:
+        head = f"predicted {d['label']} ({d['probability']:.3f})"
+        if "true" in d:
+            head += f", true {d['true']}"
+        parts.append(f"<h2>{html.escape(d.get('title', 'document'))}: {html.escape(head)}</h2>")
+        s_max = max(w for w, _ in d["sentences"]) or 1.0
+        w_max = max((w ** 0.5) * a for w, sent in d["sentences"] for _, a in sent) or 1.0
+        for w, sent in d["sentences"]:
+            words = " ".join(f"<span class='w' style='background:rgba(220,40,40,{(w ** 0.5) * a / w_max:.3f})' "
+                             f"title='{a:.3f}'>{html.escape(tok)}</span>" for tok, a in sent)
+            parts.append(f"<div class='s' style='border-color:rgba(40,80,220,{w / s_max:.3f})' "
+                         f"title='sentence {w:.3f}'>{words}</div>")
+    return "\n".join(parts) + "\n"
+
+
+def load(run_dir, *, best: bool = True, device="cpu"):
+    """(model, tokenizer, config) of a trained HAN run."""
+    run_dir, config = checkpoint.read_run_config(run_dir, ("han",),
+                                                 need=("config.json", "tokenizer.json", "model.safetensors"))
+    model = HAN(HANConfig(**config["model"]))
+    checkpoint.load_run_weights(run_dir, model, best=best)
+    tokenizer = Tokenizer.from_json(checkpoint.read_json(run_dir / "tokenizer.json"))
+    if len(tokenizer) != model.config.vocab_size:
+        raise checkpoint.CheckpointError(f"{run_dir}: tokenizer.json has {len(tokenizer)} words but the model "
+                                         f"expects {model.config.vocab_size}")
+    return model.to(device).eval(), tokenizer, config
+
+
+def predict_document(run_dir, sentences: list[str], *, device="cpu", where: str = "the document") -> dict:
+    """{"label", "probability", "sentences": [(weight, [(token, weight)...])]} for one document given as its
+    sentences (one per line), encoded with the run's tokenizer and limits."""
+    model, tokenizer, config = load(run_dir, device=device)
+    data = config["data"]
+    ids, tokens, _ = encode_documents(tokenizer, [sentences], data["max_sentences"], data["max_sentence_len"],
+                                      where=[where])
+    return inspect(model, ids, tokens, device=device)[0]
