@@ -49,9 +49,9 @@ class _Group(typer.core.TyperGroup):
         except Exception as exc:
             if getattr(exc, "exit_code", None) is not None:  # click's errors (usage: exit 2) report themselves
                 raise
-            if isinstance(exc, TrainingInterrupted):  # Ctrl-C during training: saved, say how to resume
-                typer.echo(f"\nrnnkit: {_one_line(exc)}", err=True)
-                raise typer.Exit(130) from None
+            if isinstance(exc, TrainingInterrupted):  # Ctrl-C or SIGTERM during training: saved, say how to resume
+                typer.echo(f"\nrnnkit: {' '.join(str(exc).split())}", err=True)
+                raise typer.Exit(getattr(exc, "exit_status", 130)) from None  # 130 SIGINT, 143 SIGTERM
             if ctx.params.get("debug"):
                 traceback.print_exc(file=sys.stderr)
             else:

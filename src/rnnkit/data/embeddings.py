@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 from torch import Tensor
@@ -29,9 +30,13 @@ def read_vectors(path, vocab: Vocab, dim: int) -> tuple[Tensor, int]:
         word = parts[0]
         if word in vocab:
             try:
-                weights[vocab.index[word]] = torch.tensor([float(v) for v in parts[1:]])
+                values = [float(v) for v in parts[1:]]
             except ValueError:
                 raise ValueError(f"{path}: line {number} has a value that is not a number") from None
+            bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+            if bad is not None:  # a NaN row would make every loss that reads the word NaN
+                raise ValueError(f"{path}: line {number}: value {bad + 1} is {parts[bad + 1]}, not a finite number")
+            weights[vocab.index[word]] = torch.tensor(values)
             found += 1
     if found == 0:
         raise ValueError(f"{path}: none of the {len(vocab)} vocabulary words has a vector in this file")

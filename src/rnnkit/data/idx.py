@@ -14,6 +14,7 @@ MNIST: ``train-images-idx3-ubyte`` is uint8 (60000, 28, 28), ``train-labels-idx1
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 
 DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_DIMS = 32  # numpy's limit is 64; MNIST needs 3
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -47,11 +49,13 @@ def read_idx(path) -> np.ndarray:
     dtype, ndim = np.dtype(DTYPES[raw[2]]), raw[3]
     if ndim == 0:
         raise ValueError(f"{path}: expected at least one dimension, got 0")
+    if ndim > MAX_DIMS:
+        raise ValueError(f"{path}: expected at most {MAX_DIMS} dimensions (header byte 3), got {ndim}")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(f"{path}: truncated header: {ndim} dimensions need {header} bytes, got {len(raw)}")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: 4 dimensions of 65536 overflow int64
     body = len(raw) - header
     if body < expected:
         raise ValueError(f"{path}: truncated: shape {dims} of {dtype.name} needs {expected} bytes of data, got {body}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import lzma
 import zipfile
 import zlib
 from collections import Counter
@@ -70,6 +71,12 @@ def _decode(raw: bytes, name: str) -> str:
                          f"{raw[e.start:e.start + 4]!r}") from None
 
 
+# what a damaged zip file raises while it is read (a bad header, an unsupported method, an encrypted member,
+# a short read, a seek before the start); the file is read into memory first, so an OSError is about the data
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
+               ValueError, zlib.error, lzma.LZMAError)
+
+
 def read_file_text(path) -> tuple[str, str]:
     """(text, name) of a UTF-8 file, a .gz, or the one tab-separated member of a .zip (name: zip:member)."""
     path = Path(path)
@@ -80,16 +87,21 @@ def read_file_text(path) -> tuple[str, str]:
                                 "(a Multi30k directory needs --langs SRC-TGT)")
     if path.suffix == ".zip":
         try:
-            with zipfile.ZipFile(path) as archive:
-                members = [m for m in archive.namelist() if not m.endswith("/") and not Path(m).name.startswith("_")
-                           and Path(m).suffix in (".txt", ".tsv")]
-                if len(members) != 1:
-                    raise ValueError(f"{path}: expected one .txt/.tsv member (not starting with _) in the zip, "
-                                     f"got {members or archive.namelist()}")
-                name = f"{path}:{members[0]}"
-                return _decode(archive.read(members[0]), name), name
-        except zipfile.BadZipFile as e:
+            archive = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+        except _ZIP_ERRORS as e:
             raise ValueError(f"{path}: not a valid zip file ({e})") from None
+        with archive:
+            members = [m for m in archive.namelist() if not m.endswith("/") and not Path(m).name.startswith("_")
+                       and Path(m).suffix in (".txt", ".tsv")]
+            if len(members) != 1:
+                raise ValueError(f"{path}: expected one .txt/.tsv member (not starting with _) in the zip, "
+                                 f"got {members or archive.namelist()}")
+            name = f"{path}:{members[0]}"
+            try:
+                data = archive.read(members[0])
+            except _ZIP_ERRORS as e:
+                raise ValueError(f"{name}: cannot read it from the zip file ({e})") from None
+        return _decode(data, name), name
     raw = path.read_bytes()
     if path.suffix == ".gz":
         try:

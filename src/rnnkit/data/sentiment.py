@@ -175,7 +175,13 @@ def read_rt(directory) -> LabelledTexts:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file (an RT polarity directory holds "
                                     f"{' and '.join(RT_FILES.values())})")
-        lines = path.read_bytes().decode("cp1252", errors="strict").split("\n")
+        raw = path.read_bytes()
+        try:
+            lines = raw.decode("cp1252", errors="strict").split("\n")
+        except UnicodeDecodeError as e:  # 0x81, 0x8d, 0x8f, 0x90, 0x9d are not Windows-1252
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise ValueError(f"{path}:{line}: byte 0x{raw[e.start]:02x} at byte offset {e.start} is not "
+                             "Windows-1252 text (RT polarity's encoding)") from None
         if lines and lines[-1] == "":
             lines.pop()  # the final newline
         for n, line in enumerate(lines, start=1):

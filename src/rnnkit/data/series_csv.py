@@ -32,8 +32,10 @@ import datetime as dt
 import gzip
 import io
 import logging
+import lzma
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,7 @@ MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})  # compared l
 FILLS = ("ffill", "interpolate", "drop")
 CALENDAR = ("hour", "dow", "doy")
 TIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
+YEARS = (1, 9999)  # the years a time stamp may have (Python's datetime's range)
 _TIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")  # tried after ISO 8601
 _LISTED = 5  # lines named in an error before "... and N more"
 
@@ -91,36 +94,45 @@ class Series:
 # ----- reading the file ------------------------------------------------------------------------------
 
 
-def _zip_member(path: Path) -> bytes:
-    with zipfile.ZipFile(path) as archive:
+# what a damaged archive raises while it is read (the bytes are in memory: an OSError is about the data):
+# a bad header, an unsupported method, an encrypted member, a short read, a seek before the start
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
+                   ValueError, zlib.error, lzma.LZMAError)
+
+
+def _zip_member(path: Path, raw: bytes) -> bytes:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except _ARCHIVE_ERRORS as e:
+        raise ValueError(f"{path}: not a readable zip archive ({e})") from None
+    with archive:
         members = [m for m in archive.namelist() if m.lower().endswith(".csv") and not m.startswith("__MACOSX")]
         if len(members) != 1:
             raise ValueError(f"{path}: expected a zip archive holding exactly one .csv file, "
                              f"got {members or 'none'}")
-        return archive.read(members[0])
+        try:
+            return archive.read(members[0])
+        except _ARCHIVE_ERRORS as e:
+            raise ValueError(f"{path}: cannot read {members[0]} from the zip archive ({e})") from None
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _read_text(path: Path) -> str:
+    """The file's text: a .gz decompressed, a .zip's one .csv member; UTF-8 (a BOM is dropped). A damaged
+    archive or invalid UTF-8 is a ValueError naming the file (and the byte offset and line)."""
+    raw = path.read_bytes()
     name = path.name.lower()
     if name.endswith(".zip"):
-        return io.TextIOWrapper(io.BytesIO(_zip_member(path)), encoding="utf-8-sig", newline="")
-    if name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def _utf8_error(path: Path, e: UnicodeDecodeError) -> str:
-    """Where the file stops being UTF-8: the streaming decoder's ``e.start`` counts from its last chunk,
-    so decode the whole (decompressed) file again to find the byte offset and line in the file."""
-    name = path.name.lower()
-    raw = _zip_member(path) if name.endswith(".zip") else \
-        gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+        raw = _zip_member(path, raw)
+    elif name.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"{path}: corrupt gzip data ({e})") from None
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as whole:
-        line = raw.count(b"\n", 0, whole.start) + 1
-        return f"{whole.reason} at byte {whole.start}, line {line}"
-    return f"{e.reason} at byte {e.start}"
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}, line {line})") from None
 
 
 def read_table(path) -> tuple[list[str], list[list[str]], list[int]]:
@@ -132,7 +144,7 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        with _open_text(path) as f:
+        with io.StringIO(_read_text(path), newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None or not any(h.strip() for h in header):
@@ -150,8 +162,6 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int]]:
                                      f"{len(header)} like the header ({', '.join(header)})")
                 rows.append([v.strip() for v in row])
                 lines.append(reader.line_num)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({_utf8_error(path, e)})") from None
     except csv.Error as e:
         raise ValueError(f"{path}: malformed CSV: {e}") from None
     return header, rows, lines
@@ -232,7 +242,7 @@ def parse_times(path, names: list[str], columns: dict[str, list[str]], lines: li
     if "year" not in parts:
         raise ValueError(f"{path}: time columns given as parts need a 'year' column, got {names}")
     n = len(lines)
-    limits = {"month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59), "second": (0, 59)}
+    limits = {"year": YEARS, "month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59), "second": (0, 59)}
     for part, (lo, hi) in limits.items():
         if part in parts:
             bad = np.flatnonzero((parts[part] < lo) | (parts[part] > hi))
@@ -258,6 +268,9 @@ def _integers(path, name: str, cells: list[str], lines: list[int]) -> np.ndarray
     bad = np.flatnonzero(values != np.round(values))
     if bad.size:
         raise ValueError(f"{path}: time column {name!r}, line {lines[bad[0]]}: {cells[bad[0]]!r} is not a whole number")
+    bad = np.flatnonzero(np.abs(values) > 1e9)  # no time part is this large; int64 could not even hold 1e300
+    if bad.size:
+        raise ValueError(f"{path}: time column {name!r}, line {lines[bad[0]]}: {cells[bad[0]]!r} is out of range")
     return values.astype(np.int64)
 
 
@@ -277,6 +290,11 @@ def _parse_stamps(path, name: str, cells: list[str], lines: list[int], time_form
                 how = f"format {fmt!r}" if fmt else "ISO 8601 (e.g. 2010-01-01 13:00)"
                 raise ValueError(f"{path}: time column {name!r}, line {lines[i]}: {cell!r} does not match {how} "
                                  "like the first row") from None
+        years = out.astype("datetime64[Y]").astype(np.int64) + 1970
+        bad = np.flatnonzero((years < YEARS[0]) | (years > YEARS[1]))
+        if bad.size:  # numpy reads years of any length, and its seconds overflow silently past ~2.9e11 years
+            raise ValueError(f"{path}: time column {name!r}, line {lines[bad[0]]}: {cells[bad[0]]!r} is outside the "
+                             f"years {YEARS[0]}..{YEARS[1]}")
         return out
     tried = f"--time-format {time_format!r}" if time_format else "ISO 8601 or " + ", ".join(_TIME_FORMATS)
     raise ValueError(f"{path}: time column {name!r}, line {lines[0]}: cannot read {cells[0]!r} as a date/time "

@@ -1,7 +1,6 @@
 """PNG plots for the run directory (matplotlib, Agg backend: no display needed)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -9,14 +8,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .checkpoint import atomic_write  # noqa: E402
+
 
 def _save(fig, path: Path) -> None:
-    """Atomic: a reader never sees half a PNG."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    """Atomic (checkpoint.atomic_write): a reader never sees half a PNG, and a kill mid-save leaves a
+    temporary file that the run directory's readers recognise and remove_stale_temp_files deletes."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history: list[dict], path) -> None:

@@ -8,7 +8,7 @@ One plain loop (pytorch/examples' word_language_model, nanoGPT's train.py), no c
             for update in tbptt.plan(T, k1, k2): forward the window from a detached state,
                                                   loss on the update's k1 steps, backward,
                                                   clip (value, then global norm), step
-                step += 1: log, evaluate, checkpoint, stop on Ctrl-C / non-finite loss
+                step += 1: log, evaluate, checkpoint, stop on Ctrl-C / SIGTERM / non-finite loss
 
 Everything needed to resume lives in the run directory (see ``checkpoint.py``); ``trainer.pt`` holds
 the model and optimizer state together so that one atomic file write is one consistent checkpoint.
@@ -103,7 +103,16 @@ class TrainConfig:
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C: a checkpoint was saved; the message says how to resume."""
+    """Ctrl-C (SIGINT) or SIGTERM: a checkpoint was saved; the message says how to resume.
+
+    ``signal`` is the signal that stopped the run and ``exit_status`` the shell's status for it,
+    128 + the signal number: 130 for SIGINT, 143 for SIGTERM (what the CLI exits with).
+    """
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signal = signal.Signals(signum)
+        self.exit_status = 128 + int(signum)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -146,7 +155,7 @@ class Trainer:
         run_config: JSON-able description of the run (task, model config, data) saved as config.json;
             on resume it must equal the saved one except for its "train" entry.
         resume: continue from ``run_dir/trainer.pt`` exactly where it stopped.
-        resume_command: shown after Ctrl-C (e.g. "rnnkit train charlm --out runs/x --resume").
+        resume_command: shown after Ctrl-C or SIGTERM (e.g. "rnnkit train charlm --out runs/x --resume").
 
     With a ``run_dir``, rank 0 locks it (``run_dir/.lock``) before writing anything there and keeps the
     lock until ``fit`` returns or raises (Ctrl-C included); another live training holding it is a
@@ -188,7 +197,7 @@ class Trainer:
         self.best, self.bad_evals, self.skipped = None, 0, 0
         self.history: list[dict] = []
         self.last_eval: dict | None = None
-        self._interrupted = False
+        self._interrupted: int | None = None  # the signal (SIGINT / SIGTERM) that asked to stop
         self._started = time.perf_counter()
         self._tensorboard = None  # a SummaryWriter once the first record is logged, False without tensorboard
         self._lock = self._lock_run_dir(resume)
@@ -216,7 +225,8 @@ class Trainer:
 
     def _fit(self) -> dict:
         progress = self._progress()
-        previous_handler = self._install_sigint()
+        self._interrupted = None  # a signal caught by an earlier fit() is spent
+        previous_handlers = self._install_signal_handlers()
         self._tokens, self._train_seconds, self._started = 0, 0.0, time.perf_counter()
         try:
             while not self._done():
@@ -237,7 +247,7 @@ class Trainer:
             self._save_checkpoint()
         finally:
             progress.close()
-            self._restore_sigint(previous_handler)
+            self._restore_signal_handlers(previous_handlers)
             if self._tensorboard:
                 self._tensorboard.flush()
         return self.last_eval or (self.history[-1] if self.history else {})
@@ -267,7 +277,7 @@ class Trainer:
 
     def _after_update(self, end_of_epoch: bool) -> None:
         self._maybe_evaluate(end_of_epoch)
-        if self._interrupted:
+        if self._interrupted is not None:
             raise self._interrupt()
 
     def _update(self, batch, update: tbptt.Update) -> dict:
@@ -529,28 +539,39 @@ class Trainer:
         except TypeError:
             return None
 
-    def _install_sigint(self):
+    # SIGINT (Ctrl-C) and SIGTERM (kill, a scheduler or container stopping the job) are handled alike:
+    # the current step finishes, a checkpoint is saved and TrainingInterrupted says how to resume; a
+    # second signal of either kind stops at once (KeyboardInterrupt). Python allows handlers in the main
+    # thread only: a Trainer fitted in another thread leaves the process's handlers alone.
+    STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def _install_signal_handlers(self) -> dict:
+        """Install the stop handlers; returns the previous ones for :meth:`_restore_signal_handlers`."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
-        def on_sigint(signum, frame):
-            if self._interrupted:  # a second Ctrl-C stops at once
+        def on_signal(signum, frame):
+            if self._interrupted is not None:  # a second Ctrl-C / SIGTERM stops at once
                 raise KeyboardInterrupt
-            self._interrupted = True
+            self._interrupted = signum
 
-        return signal.signal(signal.SIGINT, on_sigint)
+        return {signum: signal.signal(signum, on_signal) for signum in self.STOP_SIGNALS}
 
     @staticmethod
-    def _restore_sigint(previous) -> None:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    def _restore_signal_handlers(previous: dict) -> None:
+        for signum, handler in previous.items():
+            # None: a handler not installed from Python; the default is the closest we can restore
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
     def _interrupt(self) -> TrainingInterrupted:
+        signum = self._interrupted
+        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
         self._save_checkpoint()
         if self.run_dir is None:
-            return TrainingInterrupted(f"interrupted at step {self.step} (no run directory, nothing saved)")
+            return TrainingInterrupted(f"interrupted{by} at step {self.step} (no run directory, nothing saved)", signum)
         how = self.resume_command or "resume with the same command and --resume"
-        return TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved in {self.run_dir}; {how}")
+        return TrainingInterrupted(f"interrupted{by} at step {self.step}; checkpoint saved in {self.run_dir}; {how}",
+                                   signum)
 
 
 def tensorboard_writer(path):
