@@ -7,32 +7,15 @@ import sys
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from rnnkit import export
-from rnnkit.cli import app
 from rnnkit.tasks import act, babi, classify, forecast, lm, memory, ntm, seq2seq, seqmnist
 
+from clikit import cli, one_line_error
+
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-runner = CliRunner()
 B, T = 4, 17  # neither the traced example's (9, 6) nor the export's own check's (5, 11)
 CPU = ["--device", "cpu", "--quiet"]
-
-
-def cli(*args, ok=True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def one_line_error(result, *expected):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 def lengths(batch=B, steps=T, seed=0):
