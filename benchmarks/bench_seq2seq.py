@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import tempfile
 import time
@@ -44,6 +45,29 @@ def first(pairs: TokenPairs, n: int | None) -> TokenPairs:
     if n is None or n >= len(pairs):
         return pairs
     return TokenPairs(pairs.sources[:n], pairs.targets[:n], pairs.where[:n])
+
+
+def sample(pairs: TokenPairs, n: int | None, seed: int) -> TokenPairs:
+    """n pairs drawn without replacement (seeded), in their file order. fra-eng is sorted by length, so the
+    first n pairs would be the shortest ones."""
+    if n is None or n >= len(pairs):
+        return pairs
+    rows = sorted(random.Random(seed).sample(range(len(pairs)), n))
+    return TokenPairs([pairs.sources[i] for i in rows], [pairs.targets[i] for i in rows],
+                      [pairs.where[i] for i in rows])
+
+
+def trained_report(run: Path, tokens: dict, processing, device) -> dict:
+    """For --score-only: what seq2seq.fit reports, rebuilt from a finished run directory, with the greedy test
+    score on this invocation's test pairs."""
+    model, src_vocab, tgt_vocab, _ = seq2seq.load(run, device=device)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in history if r.get("split") == "valid"]
+    test = seq2seq.score(model, src_vocab, tgt_vocab, processing, tokens["test"], device=device)
+    test.pop("hypotheses")
+    return {"step": max(r["step"] for r in history), "valid": min(valid, key=lambda r: r["loss"]),
+            "parameters": sum(p.numel() for p in model.parameters()), "test": test,
+            "vocabulary": {"source": len(src_vocab), "target": len(tgt_vocab)}}
 
 
 def train_config(args, steps: int) -> TrainConfig:
@@ -83,14 +107,18 @@ def bench_translate(args, out: Path) -> str:
     tokens, dropped = seq2seq.filter_splits(splits, task.processing, task.max_len, keep_test=False)
     if args.quick:  # a smoke test: a sliver of each split
         tokens = {"train": first(tokens["train"], 2000), "valid": first(tokens["valid"], 200), "test": tokens["test"]}
-    tokens["test"] = first(tokens["test"], args.test_pairs)
+    tokens["test"] = sample(tokens["test"], args.test_pairs, args.seed)
     results = {}
     for attention in args.attentions:
         model_cfg = {"attention": attention, "cell": args.cell, "embedding": args.embedding, "hidden": args.hidden,
                      "layers": 1, "dropout": args.dropout}
         began = time.perf_counter()
-        report = seq2seq.fit(tokens, task.processing, model_cfg, train_config(args, args.max_steps), out / attention,
-                             run_config={"task": "seq2seq", "data": {"bench": "fra-eng"}}, min_freq=args.min_freq)
+        if args.score_only:
+            report = trained_report(out / attention, tokens, task.processing, args.device)
+        else:
+            report = seq2seq.fit(tokens, task.processing, model_cfg, train_config(args, args.max_steps),
+                                 out / attention, run_config={"task": "seq2seq", "data": {"bench": "fra-eng"}},
+                                 min_freq=args.min_freq)
         seconds = time.perf_counter() - began
         model, src_vocab, tgt_vocab, _ = seq2seq.load(out / attention, device=args.device)
         beam = seq2seq.score(model, src_vocab, tgt_vocab, task.processing, tokens["test"], beam=5, device=args.device)
@@ -105,7 +133,8 @@ def bench_translate(args, out: Path) -> str:
              f"{', '.join(f'{n} {d:,}' for n, d in dropped.items())}); vocabulary "
              f"{any_report['vocabulary']['source']:,} French, {any_report['vocabulary']['target']:,} English tokens; "
              f"{args.cell}, embedding {args.embedding}, hidden {args.hidden}, bidirectional encoder; "
-             f"batch {args.batch}, lr {args.lr}; vocabulary min-freq {args.min_freq}; {args.minutes:g} minutes each",
+             f"batch {args.batch}, lr {args.lr}; vocabulary min-freq {args.min_freq}; {args.minutes:g} minutes each; "
+             f"test pairs drawn at random with seed {args.seed}",
              "",
              "| attention | parameters | steps | valid loss | BLEU greedy | BLEU beam 5 | chrF greedy | chrF beam 5 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -141,7 +170,9 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--test-pairs", type=int, default=None, help="translate: score only the first N test pairs.")
+    p.add_argument("--test-pairs", type=int, default=None, help="translate: score N test pairs drawn with --seed.")
+    p.add_argument("--score-only", action="store_true", help="translate: score the runs already trained in --out "
+                   "(steps and validation loss from their metrics.jsonl) instead of training.")
     p.add_argument("--min-freq", type=int, default=1, help="translate: tokens seen fewer times in training are <unk>.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

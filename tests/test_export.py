@@ -305,11 +305,19 @@ def test_default_directory_and_sidecar(runs):
 
 
 def test_onnx_without_onnxruntime_exports_unchecked(runs, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")  # the exporter itself needs it
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
     result = cli("export", runs["adding"], "--format", "onnx", "--out", tmp_path)
     assert "not checked: onnxruntime is not installed (pip install 'rnnkit[onnx]')" in result.stdout
     assert (tmp_path / "model.onnx").stat().st_size > 0
     assert "skipped" in json.loads((tmp_path / "onnx.json").read_text())["graphs"][0]["check"]
+
+
+def test_onnx_without_the_onnx_package_is_one_line(runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx fails, as in an install without rnnkit[onnx]
+    one_line_error(cli("export", runs["adding"], "--format", "onnx", "--out", tmp_path, ok=False),
+                   "export --format onnx needs the onnx package", "pip install 'rnnkit[onnx]'")
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_models_built_directly_export_too(tmp_path):

@@ -896,6 +896,11 @@ def _torchscript_bytes(traced) -> bytes:
 
 
 def _onnx_bytes(traced, graph: Graph) -> bytes:
+    try:
+        import onnx  # noqa: F401  torch's exporter writes the graph with it
+    except ImportError:
+        raise ValueError("export --format onnx needs the onnx package, which is not installed: "
+                         "pip install 'rnnkit[onnx]' (or use --format torchscript)") from None
     inputs = graph.example(EXAMPLE_BATCH, EXAMPLE_STEPS, torch.Generator().manual_seed(0))
     dynamic = {p.name: {i: s for i, s in enumerate(p.shape) if isinstance(s, str)} for p in graph.inputs + graph.outputs}
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), _quiet():
