@@ -1,15 +1,17 @@
 """rnnkit export: every supported task's run exports to TorchScript and ONNX, and the exported graph, run on a
 padded batch of mixed lengths with another B and T than it was traced with, gives the eager model's outputs.
 ONNX runs need onnxruntime (the optional extra rnnkit[onnx]); without it those tests skip."""
+import io
 import json
 import random
 import sys
+import tarfile
 
 import pytest
 import torch
 
 from rnnkit import export
-from rnnkit.tasks import act, babi, classify, forecast, lm, memory, ntm, seq2seq, seqmnist
+from rnnkit.tasks import act, babi, captions, classify, forecast, han, lm, mdlstm, memory, music, ntm, seq2seq, seqmnist
 
 from clikit import cli, one_line_error
 
@@ -86,6 +88,33 @@ def babi_inputs(model, batch=B, facts=7, words=5, question=4, seed=0):
     return ids, q, fact_counts
 
 
+def write_reviews(path, n=12):
+    """A tiny review archive in Pang & Lee's layout: three sentences a review (tests/tasks/test_han_task.py)."""
+    words = {1: "a great wonderful film , loved it", 0: "a dull awful film , hated it"}
+    with tarfile.open(path, "w:gz") as tar:
+        for k in range(n):
+            data = f"the story of number {k} .\n{words[k % 2]} .\nthe end .\n".encode()
+            info = tarfile.TarInfo(f"txt_sentoken/{'pos' if k % 2 else 'neg'}/cv{k * 80:03d}_{k}.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_piano_rolls(path, n=(4, 2, 2), T=8):
+    """A tiny .mat of piano rolls (tests/tasks/test_music_task.py)."""
+    import numpy as np
+    import scipy.io
+
+    rng, data = np.random.default_rng(0), {}
+    for key, count in zip(("traindata", "validdata", "testdata"), n):
+        cell = np.empty((1, count), dtype=object)
+        for k in range(count):
+            cell[0, k] = (rng.random((T + k, 88)) < 0.05).astype(np.uint8)
+        data[key] = cell
+    scipy.io.savemat(path, data)
+    return path
+
+
 def close(got, want):
     assert tuple(got.shape) == tuple(want.shape)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
@@ -109,7 +138,11 @@ def runs(tmp_path_factory):
     pairs.write_text("".join((lambda w: " ".join(f"w{x}" for x in w) + "\t" + " ".join(f"v{x}" for x in reversed(w)) + "\n")(
         [rng.randrange(6) for _ in range(rng.randint(1, 5))]) for _ in range(120)))
     bAbI = write_babi(root)
+    reviews_archive = write_reviews(root / "reviews.tar.gz")
+    rolls = write_piano_rolls(root / "rolls.mat")
     small = ["--steps", 1, "--eval-every", 1, *CPU]
+    images = ["--image-size", 16, "--channels", "4,4", "--pools", 2, "--train-size", 8, "--valid-size", 4, "--test-size", 4,
+              "--batch-size", 4]
     commands = {
         "charlm": ["charlm", "--data", text, "--cell", "lstm", "--layers", 2, "--hidden", 8, "--seq-len", 10,
                    "--batch-size", 4, *small],
@@ -137,6 +170,12 @@ def runs(tmp_path_factory):
                          "--passes", 2, "--batch-size", 4, *small],
         "dates": ["dates", "--attention", "local-m", "--cell", "gru", "--hidden", 8, "--embedding", 4, "--train-size", 40,
                   "--valid-size", 4, "--test-size", 4, "--batch-size", 8, "--beam", 1, *small],
+        "captions": ["captions", *images, "--hidden", 6, "--embedding", 4, *small],
+        "vqa": ["vqa", *images, "--hidden", 6, "--passes", 2, *small],
+        "mdlstm": ["mdlstm", "--hidden", 3, "--batch-size", 8, *small],
+        "han": ["han", "--data", reviews_archive, "--embedding", 4, "--hidden", 3, "--attention", 4, "--batch-size", 4,
+                *small],
+        "music": ["music", "--data", rolls, "--model", "gru", "--layers", 2, "--hidden", 6, "--batch-size", 2, *small],
     }
     made = {}
     for name, args in commands.items():
@@ -286,6 +325,96 @@ def test_seq2seq_greedy_decoding_with_the_two_graphs(runs, task, fmt, tmp_path):
             close(got["logits"], want)
             feed.update({n[:-2]: v for n, v in got.items() if n.endswith("_n")})
             y = want.argmax(dim=1)
+
+
+@FORMATS
+def test_music_continues_from_the_state(runs, fmt, tmp_path):
+    path, _ = exported(runs["music"], fmt, tmp_path)
+    model = music.load(runs["music"])[0]
+    L, H = model.config.layers, model.config.hidden
+    x, lens, h = (torch.rand(B, T, 88) < 0.1).float(), lengths(), 0.3 * torch.randn(L, B, H)
+    logits, h_n = run_exported(path, fmt, x, lens, h)
+    with torch.no_grad():
+        want, want_state = model(x, list(h), lens)
+    close(logits, want)
+    close(h_n, torch.stack(want_state))
+
+
+@FORMATS
+def test_han_documents_of_other_sizes(runs, fmt, tmp_path):
+    """Documents of more sentences and words than the traced example, padding sentences and words: the same
+    logits and attention as HAN.attend, and each document alone gives its row."""
+    path, sidecar = exported(runs["han"], fmt, tmp_path)
+    model = han.load(runs["han"])[0]
+    c = model.config
+    g = torch.Generator().manual_seed(0)
+    S, W = 7, 9
+    sentences = lengths(B, S)
+    words = torch.randint(1, W + 1, (B, S), generator=g).masked_fill(torch.arange(S) >= sentences[:, None], 0)
+    docs = torch.randint(1, c.vocab_size, (B, S, W), generator=g).masked_fill(torch.arange(W) >= words[..., None], 0)
+    logits, word_weights, sentence_weights = run_exported(path, fmt, docs)
+    with torch.no_grad():
+        want, ww, ws = model.attend(docs)
+        close(logits, want)
+        close(word_weights[:, :ww.shape[1], :ww.shape[2]], ww)
+        close(sentence_weights[:, :ws.shape[1]], ws)
+        for b in range(B):
+            alone = docs[b:b + 1, :int(sentences[b]), :int(words[b].max())]
+            close(run_exported(path, fmt, alone)[0], logits[b:b + 1])
+    assert sidecar["vocabulary"] == ["tokenizer.json"]
+
+
+@FORMATS
+def test_mdlstm_images_of_other_sizes(runs, fmt, tmp_path):
+    """The loop over diagonals is scripted: the trained size and other sizes (wide, tall, one position)."""
+    path, _ = exported(runs["mdlstm"], fmt, tmp_path)
+    model = mdlstm.load(runs["mdlstm"])[0]
+    p = model.config.patch
+    for H, W in (model.config.image_size, (3 * p, 7 * p), (6 * p, 2 * p), (p, p)):
+        images = torch.rand(B, H, W)
+        (got,) = run_exported(path, fmt, images)
+        with torch.no_grad():
+            x = images.reshape(B, H // p, p, W // p, p).permute(0, 1, 3, 2, 4).reshape(B, H // p, W // p, p * p)
+            for layer in model.layers:
+                x, _ = layer(x)
+            close(got, model.head(x.mean(dim=(1, 2))))
+
+
+@FORMATS
+def test_captions_greedy_decoding_with_the_two_graphs(runs, fmt, tmp_path):
+    encoder, sidecar = exported(runs["captions"], fmt, tmp_path, name="encoder")
+    step_file = encoder.with_name("decoder_step" + export.SUFFIX[fmt])
+    model = captions.load(runs["captions"])[0]
+    S = model.config.image_size
+    images = torch.rand(B + 2, 3, S, S)
+    memory, keys, h, c = run_exported(encoder, fmt, images)
+    with torch.no_grad():
+        state = model.encode(images)
+        close(memory, state.memory)
+        close(keys, state.keys)
+        y = torch.full((B + 2,), model.config.bos_id)
+        for _ in range(4):
+            logits, h, c, weights = run_exported(step_file, fmt, y, h, c, memory, keys)
+            want, state = model.step(y, state)
+            close(logits, want)
+            close(weights, state.weights)
+            y = want.argmax(dim=1)
+    assert [p["name"] for p in sidecar["graphs"][1]["outputs"]] == ["logits", "h_n", "c_n", "weights"]
+
+
+@FORMATS
+def test_vqa_answers_and_gates(runs, fmt, tmp_path):
+    path, sidecar = exported(runs["vqa"], fmt, tmp_path)
+    model = export._load_vqa(runs["vqa"])[0]  # the vqa task has no load() of its own
+    S, V = model.config.image_size, model.config.vocab_size
+    images, question = torch.rand(B, 3, S, S), torch.randint(1, V, (B, 9))
+    question[torch.arange(9) >= lengths(B, 9)[:, None]] = model.config.pad_id
+    logits, gates = run_exported(path, fmt, images, question)
+    with torch.no_grad():
+        want, want_gates = model.run(images, question)
+    close(logits, want)
+    close(gates, want_gates)
+    assert sidecar["files"] == ["vocab.json", "answers.json"]
 
 
 # ----- the sidecar and the CLI ------------------------------------------------------------------------------------

@@ -1144,13 +1144,14 @@ def translate_command(
 @app.command("export")
 def export_command(
     run_dir: Path = typer.Argument(..., help="A trained run directory (charlm, wordlm, classify, seqmnist, adding, "
-                                   "copy, pattern, forecast, ntm, seq2seq, dates, act, babi)."),
+                                   "copy, pattern, forecast, ntm, seq2seq, dates, act, babi, captions, vqa, mdlstm, han, music)."),
     format: str = typer.Option("onnx", "--format", help="torchscript or onnx (onnx is checked with onnxruntime: "
                                "pip install 'rnnkit[onnx]')."),
     out: Optional[Path] = typer.Option(None, help="Directory for the graph and its FORMAT.json sidecar (default RUN_DIR/export)."),
 ):
     """Export a run's model as a TorchScript or ONNX graph of plain tensors that takes any batch size and
-    sequence length, checked against the model on a padded batch of mixed lengths."""
+    sequence length (documents of any size, MDLSTM images of any size), checked against the model on a padded
+    batch of mixed lengths."""
     from .export import export_run
 
     result = export_run(run_dir, format, out)

@@ -35,7 +35,14 @@ length), ``ntm`` (the NTM and the LSTM baseline; the NTM's step is rewritten wit
 greedy or beam search around it), ``act`` (the ponder steps are a scripted ``while`` loop inside the loop over
 time, with ACT's per-row halting; :class:`ExportACT`) and ``babi`` (facts (B, F, W) and question (B, Q) of any
 sizes; the GRUs and the attention-GRU over the facts are scripted loops, the T passes a fixed number; a GRU answer
-decoder exports as ``encoder`` and ``decoder_step``, for a greedy loop as ``DMN.predict`` runs).
+decoder exports as ``encoder`` and ``decoder_step``, for a greedy loop as ``DMN.predict`` runs), ``captions`` (two
+graphs like seq2seq's: ``encoder``, image -> regions, attention keys, h_0, c_0, and ``decoder_step``; every
+``--attention``; images of the run's size, which the CNN's map fixes), ``vqa`` (image and question (B, Q) of any
+Q; the fusion and question GRUs and babi's episodic memory as scripted loops), ``mdlstm`` (images (B, H, W) of any
+size in multiples of the patch: the H + W - 1 diagonals of the wavefront are a scripted loop, :class:`ExportMDLSTM`),
+``han`` (documents (B, S, W) of any S and W: the word GRU reads every sentence slot, padding masked, instead of
+``HAN.attend``'s boolean indexing) and ``music`` (frames (B, T, 88), lengths and the state, as the LM; a TCN takes
+lengths, no state).
 """
 from __future__ import annotations
 
@@ -44,7 +51,7 @@ import copy
 import io
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, List, Tuple
 
@@ -69,7 +76,7 @@ EXAMPLE_BATCH, EXAMPLE_STEPS = SMALL_BATCH + 1, 6
 CHECK_BATCH, CHECK_STEPS = 5, 11  # another B and T than the example's: the graph must not depend on them
 
 SUPPORTED = ("charlm", "wordlm", "classify", "seqmnist", "adding", "copy", "pattern", "forecast", "ntm",
-             "seq2seq", "dates", "act", "babi")
+             "seq2seq", "dates", "act", "babi", "captions", "vqa", "mdlstm", "han", "music")
 UNSUPPORTED: dict[str, str] = {}  # task -> why it does not export (every task exports now)
 
 
@@ -488,8 +495,10 @@ class _ZeroState(nn.Module):
     def forward(self, *args, **kwargs):
         return self.layer(*args, **kwargs)
 
-    def step(self, *args, **kwargs):
-        return self.layer.step(*args, **kwargs)
+    def step(self, x, state=None):
+        if state is None:  # RNN.step would call the cells' initial_state, which a traced B does not pass
+            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        return self.layer.step(x, state)
 
 
 def seq2seq_graphs(model) -> list[Graph]:
@@ -847,6 +856,277 @@ def dmn_graphs(model) -> list[Graph]:
     return [encoder, decoder]
 
 
+# ----- the five image, document and music tasks ----------------------------------------------------------------
+
+def _music_graphs(model) -> list[Graph]:
+    """frames (B, T, 88) and lengths -> logits of the next frame (B, T, 88), and the RNN's state as the LM's."""
+    c = model.config
+    K = c.keys
+    notes = ["frames: piano-roll frames of 0 / 1, padded after each piece's length; logits: p(key sounds in the "
+             "next frame) = sigmoid; logits at t >= lengths[b] are those of padding"]
+    if c.model == "tcn":
+        def run(x, lengths):
+            return (model(x, lengths=lengths)[0],)
+
+        return [Graph("model", _Outputs(run, model=model),
+                      [Port("frames", "float32", ("B", "T", K)), Port("lengths", "int64", ("B",))],
+                      [Port("logits", "float32", ("B", "T", K))],
+                      lambda B, T, g: (_frames(B, T, K, g), _lengths(B, T, g)),
+                      lambda inputs: (model(inputs[0], lengths=inputs[1])[0],),
+                      notes=notes + ["a TCN: no state is carried between calls"])]
+    clone = _with(model, encoder=exportable(model.encoder))
+    template = model.encoder.cells[0].initial_state(1)
+    names = _state_names(template)
+    L, H = c.layers, c.hidden
+
+    def run(x, lengths, *state):
+        logits, states = clone(x, _by_layer(list(state), template), lengths)
+        return (logits, *_by_part(states))
+
+    def example(B, T, g):
+        return (_frames(B, T, K, g), _lengths(B, T, g), *(0.5 * torch.randn(L, B, H, generator=g) for _ in names))
+
+    def reference(inputs):
+        x, lengths, *state = inputs
+        logits, states = model(x, _by_layer(list(state), template), lengths)
+        return (logits, *_by_part(states))
+
+    return [Graph("model", _Outputs(run, model=clone),
+                  [Port("frames", "float32", ("B", "T", K)), Port("lengths", "int64", ("B",)),
+                   *[Port(n, "float32", (L, "B", H)) for n in names]],
+                  [Port("logits", "float32", ("B", "T", K)), *[Port(f"{n}_n", "float32", (L, "B", H)) for n in names]],
+                  example, reference,
+                  notes=notes + [f"{', '.join(names)}: every layer's state, zeros to start a piece; the *_n outputs: "
+                                 "each piece's state after its last valid frame (feed it back to continue)"])]
+
+
+def _frames(B: int, T: int, K: int, g: torch.Generator) -> Tensor:
+    return (torch.rand(B, T, K, generator=g) < 0.1).float()
+
+
+def _han_graphs(model) -> list[Graph]:
+    """HAN without the data-dependent parts of ``HAN.attend`` (boolean indexing of the real sentences, dropping
+    all-padding columns): the word GRU reads all B x S sentence slots (a padding sentence as one padding word),
+    whose summaries are zeroed; every padded position gets weight 0, so the numbers are the eager model's."""
+    c = model.config
+    clone = _with(model, word_encoder=exportable(model.word_encoder),
+                  sentence_encoder=exportable(model.sentence_encoder))
+    classes = 1 if c.num_classes == 2 else c.num_classes
+
+    def run(docs):
+        B, S, W = docs.shape
+        word_len = (docs != c.pad_id).sum(-1)  # (B, S)
+        sent_valid = word_len > 0  # (B, S)
+        n_sent = sent_valid.sum(-1)  # (B,)
+        flat = docs.reshape(-1, W)  # (B*S, W): every sentence slot
+        flat_len = word_len.reshape(-1).clamp(min=1)  # a padding sentence reads one word (never used)
+        h, _ = clone.word_encoder(clone.embed(flat), lengths=flat_len)  # (B*S, W, 2H)
+        s, alpha_w = clone.word_attention(h, torch.arange(W, device=docs.device)[None, :] < flat_len[:, None])
+        valid = sent_valid.reshape(-1, 1).to(s.dtype)
+        sentences = (s * valid).reshape(B, S, -1)  # (B, S, 2H), zeros at padding sentences
+        hs, _ = clone.sentence_encoder(sentences, lengths=n_sent)
+        v, alpha_s = clone.sentence_attention(hs, sent_valid)
+        return clone.head(v), (alpha_w * valid).reshape(B, S, W), alpha_s
+
+    def example(B, T, g):  # S = T sentences of up to W words
+        S, W = T, max(2, T - 2)
+        sent_counts = _lengths(B, S, g)
+        word_counts = torch.randint(1, W + 1, (B, S), generator=g)
+        word_counts = word_counts.masked_fill(torch.arange(S)[None, :] >= sent_counts[:, None], 0)
+        return (_dmn_ids(B * S, W, c.vocab_size, c.pad_id, word_counts.flatten(), g).view(B, S, W),)
+
+    def reference(inputs):
+        (docs,) = inputs
+        B, S, W = docs.shape
+        logits, ww, ws = model.attend(docs)  # the weights without the all-padding columns: pad them back
+        return (logits, torch.nn.functional.pad(ww, (0, W - ww.shape[2], 0, S - ww.shape[1])),
+                torch.nn.functional.pad(ws, (0, S - ws.shape[1])))
+
+    return [Graph("model", _Outputs(run, model=clone), [Port("docs", "int64", ("B", "S", "W"))],
+                  [Port("logits", "float32", ("B", classes)), Port("word_weights", "float32", ("B", "S", "W")),
+                   Port("sentence_weights", "float32", ("B", "S"))], example, reference,
+                  notes=[f"docs: word ids (tokenizer.json), one row per sentence, pad (id {c.pad_id}) after a "
+                         "sentence's words and as whole rows after a document's sentences; logits (B, 1): p(positive) "
+                         "= sigmoid, (B, C): softmax; the weights are 0 at padding"])]
+
+
+class _DiagonalLoop(nn.Module):
+    """:func:`rnnkit.layers.mdlstm.wavefront`, scripted, on diagonals indexed by row: xs (K, D, B, H, 5Hd) the
+    input pre-activations of position (i, k - i) at row i of diagonal k (anything where that is outside the image),
+    valid (K, 1, 1, H, 1) 1.0 inside the image, U (D, 1, 2Hd, 5Hd) -> h of every diagonal (K, D, B, H, Hd), and
+    the last diagonal's c (D, B, H, Hd). Row i's upper neighbour is row i - 1 of diagonal k - 1, its left one row
+    i; positions outside the image are kept at zero, the zero state of a missing neighbour."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.hidden = hidden
+
+    def forward(self, xs: Tensor, valid: Tensor, U: Tensor) -> Tuple[Tensor, Tensor]:
+        Hd = self.hidden
+        h = torch.zeros_like(xs[0][:, :, :, 0:Hd])  # (D, B, H, Hd)
+        c = torch.zeros_like(h)
+        hs: List[Tensor] = []
+        for k in range(xs.size(0)):
+            zero = torch.zeros_like(h[:, :, 0:1])
+            h_up = torch.cat([zero, h[:, :, 0:h.size(2) - 1]], 2)
+            c_up = torch.cat([zero, c[:, :, 0:c.size(2) - 1]], 2)
+            z = xs[k] + torch.matmul(torch.cat([h_up, h], 3), U)  # (D, B, H, 5Hd)
+            c = (torch.sigmoid(z[:, :, :, 0:Hd]) * torch.tanh(z[:, :, :, 3 * Hd:4 * Hd])
+                 + torch.sigmoid(z[:, :, :, Hd:2 * Hd]) * c_up + torch.sigmoid(z[:, :, :, 2 * Hd:3 * Hd]) * c)
+            h = torch.sigmoid(z[:, :, :, 4 * Hd:5 * Hd]) * torch.tanh(c)
+            h, c = h * valid[k], c * valid[k]
+            hs.append(h)
+        return torch.stack(hs), c
+
+
+class ExportMDLSTM(nn.Module):
+    """:class:`rnnkit.layers.mdlstm.MDLSTM` (same call, parameters and numbers) for images of any H x W: the
+    wavefront's H + W - 1 diagonals are a scripted loop (:class:`_DiagonalLoop`) over fixed-size diagonals
+    indexed by row, gathered from and back to row-major positions with index tensors made from the shape."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+        with _quiet():
+            self.loop = torch.jit.script(_DiagonalLoop(layer.config.hidden_size))
+
+    def forward(self, x: Tensor):
+        from .layers.mdlstm import CORNERS
+
+        layer = self.layer
+        flipped = torch.stack([x.flip(CORNERS[n]) if CORNERS[n] else x for n in layer.corners])  # (D, B, H, W, F)
+        w_ih = torch.stack([cell.weight_ih for cell in layer.cells])
+        bias = torch.stack([cell.bias_ih + cell.bias_hh for cell in layer.cells])
+        xw = torch.einsum("dbhwf,dgf->dbhwg", flipped, w_ih) + bias[:, None, None, None]  # (D, B, H, W, 5Hd)
+        D, B, H, W, G = xw.shape
+        rows = torch.arange(H, device=x.device)
+        cols = torch.arange(H + W - 1, device=x.device)[None, :] - rows[:, None]  # (H, K): column of row i on k
+        inside = (cols >= 0) & (cols < W)
+        index = torch.where(inside, cols, torch.zeros_like(cols))
+        xs = xw.gather(3, index[None, None, :, :, None].expand(D, B, H, index.shape[1], G))  # (D, B, H, K, 5Hd)
+        xs = xs.permute(3, 0, 1, 2, 4)  # (K, D, B, H, 5Hd)
+        valid = inside.t()[:, None, None, :, None].to(xw.dtype)  # (K, 1, 1, H, 1)
+        U = torch.stack([cell.weight_hh for cell in layer.cells]).transpose(1, 2)[:, None]  # (D, 1, 2Hd, 5Hd)
+        hs, c = self.loop(xs, valid, U)  # (K, D, B, H, Hd), (D, B, H, Hd)
+        K, Hd = hs.shape[0], hs.shape[4]
+        where = ((rows[:, None] + torch.arange(W, device=x.device)[None, :]) * H + rows[:, None]).reshape(-1)
+        h = hs.permute(1, 2, 0, 3, 4).reshape(D, B, K * H, Hd).index_select(2, where).reshape(D, B, H, W, Hd)
+        outs = [h[d].flip(CORNERS[n]) if CORNERS[n] else h[d] for d, n in enumerate(layer.corners)]
+        merged = torch.cat(outs, -1) if layer.config.merge == "concat" else torch.stack(outs).sum(0)
+        return merged, (hs[-1][:, :, -1], c[:, :, -1])
+
+
+def _mdlstm_graphs(model) -> list[Graph]:
+    """images (B, H, W) of any H x W with sides multiples of the patch (the run's size is the trained one; the
+    mean over positions takes any other) -> logits (B, C)."""
+    c = model.config
+    p = c.patch
+    layers = nn.ModuleList(ExportMDLSTM(layer) for layer in model.layers)
+
+    def run(images):
+        B, H, W = images.shape
+        x = images.reshape(B, -1, p, W)  # b (h p) W -> b h p W
+        x = x.reshape(x.shape[0], x.shape[1], p, -1, p).permute(0, 1, 3, 2, 4)  # b h p w q -> b h w p q
+        x = x.reshape(x.shape[0], x.shape[1], x.shape[2], p * p)  # (B, h, w, p*p), MDLSTMClassifier.patches
+        for layer in layers:
+            x, _ = layer(x)  # (B, h, w, D*Hd)
+        return (model.head(x.mean(dim=(1, 2))),)
+
+    def example(B, T, g):  # h x w positions vary with T: 3 x 2 traced, 5 x 4 checked
+        return (torch.rand(B, p * max(1, T // 2), p * max(1, T // 2 - 1), generator=g),)
+
+    def reference(inputs):
+        sized = copy.copy(model)
+        sized.config = replace(c, image_size=tuple(inputs[0].shape[1:]))  # the model checks the trained size only
+        return (sized(inputs[0])[0],)
+
+    return [Graph("model", _Outputs(run, model=model, layers=layers), [Port("images", "float32", ("B", "H", "W"))],
+                  [Port("logits", "float32", ("B", c.num_classes))], example, reference,
+                  notes=[f"images: pixels in [0, 1]; trained on {c.image_size[0]} x {c.image_size[1]}; H and W must "
+                         f"be multiples of the patch {p}; logits: softmax over the {c.num_classes} digits"])]
+
+
+def _captions_graphs(model) -> list[Graph]:
+    """seq2seq's two graphs: ``encoder`` (image -> the regions, their attention keys, h_0, c_0) and
+    ``decoder_step`` (y_prev, h, c [, regions, keys] -> logits, h_n, c_n [, weights])."""
+    from .models.seq2seq import DecoderState
+
+    c = model.config
+    S, H, V = c.image_size, c.hidden, c.vocab_size
+    clone = _with(model, decoder=_ZeroState(model.decoder))
+    C, L = model.encoder.out_channels, c.grid * c.grid
+    attends = model.attention is not None
+    A = model.attention.keys(torch.zeros(1, 1, C)).shape[-1] if attends else None
+
+    def encoded(state: DecoderState) -> tuple:
+        h, cc = state.rnn[0]
+        return (*([state.memory, state.keys] if attends else []), h, cc)
+
+    def decoder_state(h, cc, memory=None, keys=None) -> DecoderState:
+        mask = None if memory is None else torch.ones_like(memory[..., 0], dtype=torch.bool)  # (B, L)
+        return DecoderState(rnn=[(h, cc)], output=h, feed=None, step=0, memory=memory, keys=keys, mask=mask)
+
+    def stepped(logits, state: DecoderState) -> tuple:
+        h, cc = state.rnn[0]
+        return (logits, h, cc, *([state.weights] if attends else []))
+
+    def step(y_prev, h, cc, *memory):
+        return stepped(*clone.step(y_prev, decoder_state(h, cc, *memory)))
+
+    def step_example(B, T, g):
+        def r(*shape):
+            return 0.5 * torch.randn(*shape, generator=g)
+
+        return (torch.randint(0, V, (B,), generator=g), r(B, H), r(B, H), *([r(B, L, C), r(B, L, A)] if attends else []))
+
+    image = Port("images", "float32", ("B", 3, S, S))
+    regions = [Port("memory", "float32", ("B", L, C)), Port("keys", "float32", ("B", L, A))] if attends else []
+    state = [Port("h", "float32", ("B", H)), Port("c", "float32", ("B", H))]
+    encoder = Graph("encoder", _Outputs(lambda images: encoded(clone.encode(images)), model=clone), [image],
+                    [*regions, *state], lambda B, T, g: (torch.rand(B, 3, S, S, generator=g),),
+                    lambda inputs: encoded(model.encode(inputs[0])),
+                    notes=[f"images: RGB pixels in [0, 1] of {S} x {S} (the run's size: the CNN's map is {c.grid} x "
+                           f"{c.grid} regions); the outputs are decoder_step's inputs of the same names"])
+    decoder = Graph("decoder_step", _Outputs(step, model=clone), [Port("y_prev", "int64", ("B",)), *state, *regions],
+                    [Port("logits", "float32", ("B", V)), Port("h_n", "float32", ("B", H)),
+                     Port("c_n", "float32", ("B", H)), *([Port("weights", "float32", ("B", L))] if attends else [])],
+                    step_example, lambda inputs: stepped(*model.step(inputs[0], decoder_state(*inputs[1:]))),
+                    notes=[f"y_prev: <bos> (id {c.bos_id}) first, then the chosen word (vocab.json); stop at <eos> "
+                           f"(id {c.eos_id}); feed h_n, c_n back as h, c" +
+                           ("; weights: the attention over the regions, row by row" if attends else "")])
+    return [encoder, decoder]
+
+
+def _vqa_graphs(model) -> list[Graph]:
+    """images (B, 3, S, S) and question (B, Q) -> answer logits (B, V_a) and the gates (B, T, L): the fusion GRU,
+    the question GRU and the episodic memory (babi's :class:`ExportEpisodicMemory`) as scripted loops."""
+    c = model.config
+    S, L = c.image_size, c.grid * c.grid
+    clone = _with(model, fusion=exportable(model.fusion), question_rnn=exportable(model.question_rnn),
+                  memory=ExportEpisodicMemory(model.memory))
+
+    def example(B, T, g):
+        return (torch.rand(B, 3, S, S, generator=g), _dmn_ids(B, T, c.vocab_size, c.pad_id, _lengths(B, T, g), g))
+
+    return [Graph("model", _Outputs(lambda images, question: clone.run(images, question), model=clone),
+                  [Port("images", "float32", ("B", 3, S, S)), Port("question", "int64", ("B", "Q"))],
+                  [Port("logits", "float32", ("B", c.answer_size)), Port("gates", "float32", ("B", c.passes, L))],
+                  example, lambda inputs: model.run(*inputs),
+                  notes=[f"images: RGB pixels in [0, 1] of {S} x {S}; question: word ids (vocab.json), pad (id "
+                         f"{c.pad_id}) after; logits: softmax over the answers (answers.json); gates: what each of "
+                         f"the {c.passes} passes attended to over the {L} regions in snake order"])]
+
+
+def _load_vqa(run_dir):
+    from .models.vqa import VisualDMN, VQAConfig
+
+    run_dir, config = checkpoint.read_run_config(run_dir, ("vqa",),
+                                                 need=("config.json", "vocab.json", "model.safetensors"))
+    model = VisualDMN(VQAConfig(**config["model"]))
+    checkpoint.load_run_weights(run_dir, model, best=True)
+    return model.eval(), config
+
+
 GRAPHS = {
     "charlm": _lm_graphs,
     "wordlm": _lm_graphs,
@@ -861,22 +1141,37 @@ GRAPHS = {
     "dates": seq2seq_graphs,
     "act": _act_graphs,
     "babi": dmn_graphs,
+    "captions": _captions_graphs,
+    "vqa": _vqa_graphs,
+    "mdlstm": _mdlstm_graphs,
+    "han": _han_graphs,
+    "music": _music_graphs,
 }
 
 # the run files a user needs to make the inputs or read the outputs, copied next to the graph
 RUN_FILES = {"charlm": ["vocab.json"], "wordlm": ["vocab.json"], "classify": ["tokenizer.json"],
              "seqmnist": ["permutation.json"], "forecast": ["normalisation.json", "columns.json"],
              "seq2seq": ["src_vocab.json", "tgt_vocab.json"], "dates": ["src_vocab.json", "tgt_vocab.json"],
-             "babi": ["vocab.json"]}
+             "babi": ["vocab.json"], "captions": ["vocab.json"], "vqa": ["vocab.json", "answers.json"],
+             "han": ["tokenizer.json"]}
+
+
+# the symbols a task's ports use beside B, T and S
+SYMBOLS = {"babi": {"F": "facts per story (any; padded rows after)", "W": "words per fact (any)",
+                    "Q": "question words (any)"},
+           "vqa": {"Q": "question words (any)"},
+           "han": {"S": "sentences per document (any; padded rows after)", "W": "words per sentence (any)"},
+           "mdlstm": {"H": "image rows (any multiple of the patch)", "W": "image columns (any multiple of the patch)"}}
 
 
 def _load(task: str, run_dir: Path) -> nn.Module:
-    from .tasks import act, babi, classify, forecast, lm, memory, ntm, seq2seq, seqmnist
+    from .tasks import act, babi, captions, classify, forecast, han, lm, mdlstm, memory, music, ntm, seq2seq, seqmnist
 
     loaders = {"charlm": lm.load, "wordlm": lm.load, "classify": classify.load, "seqmnist": seqmnist.load,
                "adding": memory.load, "copy": memory.load, "pattern": memory.load, "forecast": forecast.load,
                "ntm": ntm.load, "seq2seq": seq2seq.load, "dates": seq2seq.load, "act": act.load,
-               "babi": babi.load}
+               "babi": babi.load, "captions": captions.load, "vqa": _load_vqa, "mdlstm": mdlstm.load,
+               "han": han.load, "music": music.load}
     return loaders[task](run_dir)[0].float().eval()
 
 
@@ -989,7 +1284,6 @@ def export_run(run_dir, fmt: str = "onnx", out=None) -> dict:
                "graphs": written, "files": files,
                "vocabulary": [f for f in files if f.endswith(("vocab.json", "tokenizer.json"))],
                "symbols": {"B": "batch", "T": "time steps (any; lengths (B,) in [1, T])", "S": "source length",
-                           **({"F": "facts per story (any; padded rows after)", "W": "words per fact (any)",
-                               "Q": "question words (any)"} if task == "babi" else {})}}
+                           **SYMBOLS.get(task, {})}}
     checkpoint.atomic_write_json(out / f"{fmt}.json", sidecar)
     return {**sidecar, "out": str(out), "sidecar": f"{fmt}.json"}
