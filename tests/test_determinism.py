@@ -7,9 +7,11 @@ generated data) are all exercised. Data files are written here, or are small sli
 """
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,30 @@ def write_data(task: str, directory: Path) -> list[str]:
         if not (BABI / "en").is_dir():
             pytest.skip(f"{BABI} not found")
         return ["--data", str(BABI), "--task", "1", "--train-size", "40"]
+    if task == "han":  # review_polarity.tar.gz's layout: txt_sentoken/{pos,neg}/cvNNN_*.txt, fold = NNN // 100
+        path = directory / "review_polarity.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            for k in range(24):
+                label = k % 2
+                data = "\n".join(sentences(rng, rng.randint(2, 4)) + ["good ." if label else "bad ."]).encode()
+                info = tarfile.TarInfo(f"txt_sentoken/{'pos' if label else 'neg'}/cv{k * 40:03d}_{k}.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return ["--data", str(path)]
+    if task == "music":  # a B-L piano-roll .mat: 1 x N cells of T x 88 uint8 rolls
+        import numpy as np
+        import scipy.io
+
+        noise = np.random.default_rng(0)
+        cells = {}
+        for key, count in (("traindata", 8), ("validdata", 3), ("testdata", 3)):
+            cell = np.empty((1, count), dtype=object)
+            for n in range(count):
+                cell[0, n] = (noise.random((6 + n, 88)) < 0.05).astype(np.uint8)
+            cells[key] = cell
+        path = directory / "rolls.mat"
+        scipy.io.savemat(path, cells)
+        return ["--data", str(path)]
     return []  # generated from the seeds
 
 
@@ -79,6 +105,15 @@ TASKS = {  # tiny sizes; dropout where there is some
             "--batch-size", "4", "--valid-size", "8", "--test-size", "8", "--batches-per-epoch", "2"],
     "act": ["--size", "4", "--hidden", "8", "--max-steps", "5", "--batch-size", "4", "--valid-size", "8",
             "--test-size", "8", "--batches-per-epoch", "2"],
+    "captions": ["--image-size", "16", "--channels", "4,4", "--pools", "1", "--hidden", "8", "--embedding", "4",
+                 "--train-size", "16", "--valid-size", "4", "--test-size", "4", "--batch-size", "4",
+                 "--dropout", "0.1"],
+    "vqa": ["--image-size", "16", "--channels", "4,4", "--pools", "2", "--hidden", "8", "--passes", "2",
+            "--train-size", "16", "--valid-size", "4", "--test-size", "4", "--batch-size", "4", "--dropout", "0.1"],
+    "mdlstm": ["--hidden", "4", "--batch-size", "8", "--dropout", "0.1"],  # scikit-learn's bundled 8x8 digits
+    "han": ["--embedding", "8", "--hidden", "4", "--attention", "4", "--batch-size", "4", "--html-docs", "2",
+            "--dropout", "0.1"],
+    "music": ["--hidden", "8", "--batch-size", "4", "--dropout", "0.1"],
 }
 
 

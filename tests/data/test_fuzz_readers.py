@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
+import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnkit.data import babi, embeddings, idx, pairs, sentiment, series_csv, text
+from rnnkit.data import babi, embeddings, idx, music, pairs, reviews, scenes, sentiment, series_csv, text
 from rnnkit.data.vocab import Vocab
 from rnnkit.tasks import lm
 
@@ -58,6 +61,62 @@ LABELS = idx_bytes(np.array([7, 0, 9], dtype=np.uint8))
 FLOATS = idx_bytes(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
 
 
+def mat_bytes(compressed: bool = False) -> bytes:
+    """A B-L piano-roll .mat: traindata, validdata, testdata, each a 1 x N cell of T x 88 uint8 rolls."""
+    import scipy.io
+
+    cells = {}
+    for key, count in (("traindata", 2), ("validdata", 1), ("testdata", 1)):
+        cell = np.empty((1, count), dtype=object)
+        for n in range(count):
+            roll = np.zeros((2 + n, 88), dtype=np.uint8)
+            roll[:, [39 + n, 43]] = 1
+            cell[0, n] = roll
+        cells[key] = cell
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, cells, do_compression=compressed)
+    return buffer.getvalue()
+
+
+def midi_bytes() -> bytes:
+    roll = np.zeros((4, 88), dtype=np.float32)
+    roll[0:2, 39] = roll[1, 43] = roll[3, [46, 50]] = 1
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return music.write_midi(roll, Path(d) / "x.mid", frames_per_beat=2).read_bytes()
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def png_bytes() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(scenes.generate_scenes(1, size=16, seed=0).images[0].transpose(1, 2, 0)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+MAT = mat_bytes()
+MAT_COMPRESSED = mat_bytes(compressed=True)  # every variable an miCOMPRESSED element
+PIANO_JSON = json.dumps({"train": [[[60, 64], [], [62.0]], [[21], [108]]], "valid": [[[60], [67, 71]]],
+                         "test": [[[], [55]]]}).encode()
+MIDI = midi_bytes()
+REVIEWS = tar_bytes({"poldata.README.2.0": b"not a review\n",  # skipped: not txt_sentoken/{pos,neg}/cv###_*.txt
+                     "txt_sentoken/pos/cv000_29590.txt": b"a great film .\nloved it .\n",
+                     "txt_sentoken/neg/cv101_29416.txt": b"plot , what plot ?\n\nthe end .\n"})
+CAPTIONS = b"image,caption\nimg0.png\ta small red circle\nimg0.png#1\tA red circle.\nimg1.png,a large blue square\n"
+PNG = png_bytes()
+
+
 # ----- readers: (file name, sample, read(path)) --------------------------------------------------------
 
 def read_mnist_images(path):
@@ -74,6 +133,19 @@ def read_rt(path):
     other = "rt-polarity.pos" if path.name.endswith(".neg") else "rt-polarity.neg"
     (path.parent / other).write_bytes(RT)
     return sentiment.read_rt(path.parent)
+
+
+def read_folder_captions(path):
+    """The folder's captions file is the fuzzed file; its images are valid."""
+    for name in ("img0.png", "img1.png"):
+        (path.parent / name).write_bytes(PNG)
+    return scenes.read_image_folder(path.parent, 16)
+
+
+def read_folder_image(path):
+    """One of the folder's images is the fuzzed file; the captions file is valid."""
+    (path.parent / "captions.txt").write_bytes(f"{path.name}\ta small red circle\n".encode())
+    return scenes.read_image_folder(path.parent, 16)
 
 
 VOCAB = Vocab.words(["the", "cat", ",", "sat"])
@@ -102,9 +174,18 @@ READERS = {
     "idx": ("floats-idx2", FLOATS, idx.read_idx),
     "mnist-images": ("train-images-idx3-ubyte", IMAGES, read_mnist_images),
     "mnist-labels": ("train-labels-idx1-ubyte", LABELS, read_mnist_labels),
+    "music-mat": ("rolls.mat", MAT, music.read_piano_rolls),
+    "music-mat-compressed": ("rolls.mat", MAT_COMPRESSED, music.read_piano_rolls),
+    "music-json": ("rolls.json", PIANO_JSON, music.read_piano_rolls),
+    "midi": ("piece.mid", MIDI, lambda p: music.read_midi(p, frames_per_beat=2)),
+    "reviews": ("review_polarity.tar", REVIEWS, reviews.read_reviews),  # the gz case: review_polarity.tar.gz
+    "captions-file": ("captions.txt", CAPTIONS, scenes.read_captions_file),
+    "image-folder-captions": ("captions.txt", CAPTIONS, read_folder_captions),
+    "image-folder-image": ("img0.png", PNG, read_folder_image),
 }
 CONTAINERS = {  # which readers also read a compressed file, under which name
-    "gz": ["text", "charlm-spaced", "csv", "babi", "pairs", "tsv", "sst", "vectors", "idx", "mnist-images"],
+    "gz": ["text", "charlm-spaced", "csv", "babi", "pairs", "tsv", "sst", "vectors", "idx", "mnist-images",
+           "reviews"],
     "zip": ["csv", "pairs"],
 }
 CASES = [(name, None) for name in READERS] + [(name, c) for c, names in CONTAINERS.items() for name in names]
@@ -224,6 +305,44 @@ def idx_header(dims, dtype=0x08) -> bytes:
     return bytes([0, 0, dtype, len(dims)]) + np.asarray(dims, dtype=">u4").tobytes()
 
 
+def deflate_bits(bits: list[int]) -> bytes:
+    """Bits packed as deflate reads them (first bit in the lowest bit of the first byte)."""
+    bits = bits + [0] * (-len(bits) % 8)
+    return bytes(sum(b << i for i, b in enumerate(bits[k:k + 8])) for k in range(0, len(bits), 8))
+
+
+def gz_damaged_after(data: bytes) -> bytes:
+    """A gzip stream that inflates to ``data`` (a stored block), then hits an invalid distance code (30, in a
+    fixed-Huffman block: length code 257, 0000001, then distance 11110): zlib.error once a reader gets there."""
+    stored = b"\x00" + len(data).to_bytes(2, "little") + (0xFFFF - len(data)).to_bytes(2, "little") + data
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip, deflate, no name, mtime 0
+    return header + stored + deflate_bits([1, 1, 0] + [0] * 6 + [1] + [1, 1, 1, 1, 0])
+
+
+def midi_delta(ticks: int) -> bytes:
+    """A one-note MIDI file whose note ends ``ticks`` after it starts."""
+    import mido
+
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=64, time=0),
+                            mido.Message("note_off", note=60, time=ticks)])
+    buffer = io.BytesIO()
+    mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(file=buffer)
+    return buffer.getvalue()
+
+
+def png_broken_chunk() -> bytes:
+    """PNG with its image data in two IDAT chunks and a chunk of an invalid type between them, which PIL meets
+    while decoding (a SyntaxError; met while opening, PIL would try other formats)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    size = int.from_bytes(PNG[33:37], "big")  # IDAT follows the 33 bytes of signature and IHDR, IEND its 12
+    data = PNG[41:41 + size]
+    return PNG[:33] + chunk(b"IDAT", data[:100]) + b"\x00" * 5 + b"IEN" + chunk(b"IDAT", data[100:]) + PNG[-12:]
+
+
+TWELVE_REVIEWS = tar_bytes({f"txt_sentoken/pos/cv{k:03d}_0.txt": b"good .\n" for k in range(12)})[:12 * 1024]
+ROLL_TAG = b"\x02\x00\x00\x00\xb0\x00\x00\x00"  # miUINT8, 176 bytes: the first 2 x 88 roll's data
 CRAFTED = [
     ("idx", None, idx_header([65536] * 4), "truncated: shape (65536, 65536, 65536, 65536)"),  # 2**64 overflowed int64
     ("idx", None, idx_header([2**32 - 1] * 2) + b"\x00", "needs 18446744065119617025 bytes"),
@@ -240,6 +359,26 @@ CRAFTED = [
     ("csv", None, CSV.replace(b"1.7", b"\xff"), "not UTF-8 text (invalid start byte at byte 63, line 3)"),
     ("vectors", None, VECTORS.replace(b"-0.2", b"nan"), "line 2: value 2 is nan, not a finite number"),
     ("pairs", "zip", zipped(PAIRS, "fra.txt")[1:], "fra.txt: cannot read it from the zip file"),  # was OSError
+    # scipy's loadmat segfaulted on a numeric element of type 10 (or 0, 8, 11, 14, 15, >= 19)
+    ("music-mat", None, MAT.replace(ROLL_TAG, b"\x0a" + ROLL_TAG[1:], 1), "byte offset 240: data type 10 is not"),
+    ("music-mat", None, MAT.replace(ROLL_TAG, b"\x00" + ROLL_TAG[1:], 1), "data type 0 is not MATLAB v5 data"),
+    ("music-json", None, PIANO_JSON.replace(b"[21]", b"[Infinity]"), "train[1] step 0: expected MIDI pitches "
+     "21..108, got inf"),  # was OverflowError from int(inf)
+    ("music-json", None, PIANO_JSON.replace(b"[21]", b"[NaN]"), "got nan"),  # int(nan): a ValueError, no file
+    ("music-json", None, PIANO_JSON.replace(b"[21]", b"[" + b"1" * 5000 + b"]"), "not a readable JSON file"),
+    ("midi", None, MIDI.replace(b"\xffQ\x03", b"\xffQ\x00"), "not a readable MIDI file (IndexError"),  # escaped
+    ("midi", None, MIDI[:12] + b"\x00\x00" + MIDI[14:], "ticks per beat >= 1, got 0"),  # was ZeroDivisionError
+    ("midi", None, midi_delta(2**40), "more than 1,048,576 frames"),  # was np.zeros of 751 GiB: MemoryError
+    ("midi", None, midi_delta(2**1100), "more than 1,048,576 frames"),  # was OverflowError (int / float)
+    ("reviews", "gz", gz_damaged_after(TWELVE_REVIEWS), "not a readable tar archive (error: Error -3"),  # was
+    # zlib.error, raised past the first 8 KiB (gzip inflates ahead that much; an error there is tarfile's ReadError)
+    ("reviews", None, tar_bytes({"txt_sentoken/neg/cv000_1.txt": b"caf\xe9 .\n"}),
+     "txt_sentoken/neg/cv000_1.txt: not UTF-8 at byte 3"),
+    ("captions-file", None, CAPTIONS.replace(b"square", b"squ\xe9re"),
+     "line 4: not UTF-8 text (byte 0xe9 at byte offset 92)"),  # was a raw UnicodeDecodeError
+    ("image-folder-image", None, PNG.replace(b"\x00\x00\x00\rIHDR", b"\x00\x00\x00\x0cIHDR"),
+     "not an image PIL can read (Truncated IHDR chunk)"),  # was PIL's ValueError, without the file
+    ("image-folder-image", None, png_broken_chunk(), "not an image PIL can read (broken PNG file"),  # SyntaxError
 ]
 
 

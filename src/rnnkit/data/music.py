@@ -29,6 +29,7 @@ LOWEST = 21  # MIDI note of column 0 (A0)
 SPLITS = ("train", "valid", "test")
 MAT_KEYS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
 TICKS_PER_BEAT = 480
+MAX_MIDI_FRAMES = 2**20  # read_midi's limit: 1,048,576 frames, a 370 MB roll (days of music)
 
 
 @dataclass
@@ -68,6 +69,7 @@ def read_piano_rolls(path) -> dict[str, PianoRolls]:
 def _read_mat(path: Path) -> dict[str, PianoRolls]:
     import scipy.io
 
+    _check_mat_elements(path)  # before scipy sees the file: some damage crashes its reader
     try:
         mat = scipy.io.loadmat(path)
     except Exception as e:  # scipy raises ValueError, TypeError, MatReadError... for damaged files
@@ -88,6 +90,58 @@ def _read_mat(path: Path) -> dict[str, PianoRolls]:
     return out
 
 
+# MATLAB v5 data types scipy's element reader has a dtype for (miINT8..miUINT64, miUTF8..miUTF32); 14 is miMATRIX,
+# 15 miCOMPRESSED. scipy (1.17) indexes a 20-slot table with the type code of every element inside a matrix, unchecked:
+# 0, 8, 10, 11, 14, 15, 19 are NULL slots and 20 and up lie past it, a segmentation fault (scipy PR #25349).
+_MAT_DATA_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18})
+_MAT_MATRIX, _MAT_COMPRESSED, _MAT_DEPTH = 14, 15, 64
+
+
+def _check_mat_elements(path: Path) -> None:
+    """Walk the data elements of a MATLAB v5 file (the top-level variables, compressed ones inflated, and every
+    element nested in a matrix) and raise a ValueError naming the file and the byte offset of the first one whose
+    type code is not a MATLAB data type or that runs past its container. Other files (v4, v7.3) pass unchecked."""
+    import zlib
+
+    raw = path.read_bytes()
+    if len(raw) < 128 or 0 in raw[:4] or raw[124 + (raw[126:127] == b"I")] != 1:
+        return  # not a v5 file: loadmat reads v4 itself, or refuses the file
+    order = "<" if raw[126:128] == b"IM" else ">"
+
+    def walk(data: bytes, start: int, end: int, where: str, depth: int, top: bool) -> None:
+        if depth > _MAT_DEPTH:
+            raise ValueError(f"{path}: {where}byte offset {start}: matrices nested over {_MAT_DEPTH} deep")
+        pos = start
+        while pos < end:
+            if end - pos < 8:
+                raise ValueError(f"{path}: {where}byte offset {pos}: a truncated data element tag")
+            first, second = np.frombuffer(data, dtype=f"{order}u4", count=2, offset=pos).tolist()
+            if not top and first >> 16:  # a small data element: type and size in 4 bytes, its data in the next 4
+                if first & 0xFFFF not in _MAT_DATA_TYPES or first >> 16 > 4:
+                    raise ValueError(f"{path}: {where}byte offset {pos}: a small data element of type "
+                                     f"{first & 0xFFFF}, {first >> 16} bytes is not MATLAB v5 data")
+                pos += 8
+                continue
+            body, stop = pos + 8, pos + 8 + second
+            if stop > end:
+                raise ValueError(f"{path}: {where}byte offset {pos}: a data element of {second} bytes runs past "
+                                 f"the end of its container (byte {end})")
+            if top and first == _MAT_COMPRESSED:
+                try:
+                    inner = zlib.decompress(data[body:stop])
+                except zlib.error as e:
+                    raise ValueError(f"{path}: byte offset {pos}: corrupt compressed variable ({e})") from None
+                walk(inner, 0, len(inner), f"compressed variable at byte offset {pos}, ", depth + 1, False)
+            elif first == _MAT_MATRIX:
+                walk(data, body, stop, where, depth + 1, False)
+            elif top or first not in _MAT_DATA_TYPES:
+                raise ValueError(f"{path}: {where}byte offset {pos}: data type {first} is not "
+                                 f"{'a MATLAB variable' if top else 'MATLAB v5 data'}")
+            pos = stop if top else stop + (-second) % 8  # elements inside a matrix are padded to 8 bytes
+
+    walk(raw, 128, len(raw), "", 0, True)
+
+
 def _check_roll(roll: np.ndarray, where: str) -> np.ndarray:
     if roll.ndim != 2 or roll.shape[1] != KEYS or roll.shape[0] < 2:
         raise ValueError(f"{where}: expected a T x {KEYS} piano roll with T >= 2, got shape {roll.shape}")
@@ -106,7 +160,7 @@ def _nonempty(rolls, path, key):
 def _read_json(path: Path) -> dict[str, PianoRolls]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError, an int of > 4300 digits, nesting
         raise ValueError(f"{path}: not a readable JSON file ({e})") from None
     if not isinstance(data, dict) or any(s not in data for s in SPLITS):
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
@@ -131,8 +185,8 @@ def pitches_to_roll(steps, *, where: str = "sequence") -> np.ndarray:
         if not isinstance(step, list):
             raise ValueError(f"{where} step {t}: expected a list of MIDI pitches, got {step!r}")
         for pitch in step:
-            if isinstance(pitch, bool) or not isinstance(pitch, (int, float)) or pitch != int(pitch) \
-                    or not LOWEST <= pitch < LOWEST + KEYS:
+            if isinstance(pitch, bool) or not isinstance(pitch, (int, float)) \
+                    or (isinstance(pitch, float) and not pitch.is_integer()) or not LOWEST <= pitch < LOWEST + KEYS:
                 raise ValueError(f"{where} step {t}: expected MIDI pitches {LOWEST}..{LOWEST + KEYS - 1}, got "
                                  f"{pitch!r}")
             roll[t, int(pitch) - LOWEST] = 1.0
@@ -184,8 +238,10 @@ def read_midi(path, *, frames_per_beat: int = 1) -> np.ndarray:
 
     try:
         midi = mido.MidiFile(str(path))
-    except (OSError, EOFError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable MIDI file ({e})") from None
+    except Exception as e:  # mido raises OSError, EOFError, ValueError, IndexError, KeyError... for damaged files
+        raise ValueError(f"{path}: not a readable MIDI file ({type(e).__name__}: {e})") from None
+    if midi.ticks_per_beat < 1:
+        raise ValueError(f"{path}: expected a MIDI file of ticks per beat >= 1, got {midi.ticks_per_beat}")
     step = midi.ticks_per_beat / frames_per_beat
     notes, sounding = [], {}
     for track in midi.tracks:
@@ -199,7 +255,11 @@ def read_midi(path, *, frames_per_beat: int = 1) -> np.ndarray:
     bad = sorted({n for n, _, _ in notes if not LOWEST <= n < LOWEST + KEYS})
     if bad:
         raise ValueError(f"{path}: notes {bad} lie outside the 88 keys {LOWEST}..{LOWEST + KEYS - 1}")
-    T = int(round(max((end for _, _, end in notes), default=0) / step))
+    last = max((end for _, _, end in notes), default=0)  # an int of any size: mido's delta times are unbounded
+    if last > MAX_MIDI_FRAMES * step:
+        raise ValueError(f"{path}: the notes last {last} ticks, more than {MAX_MIDI_FRAMES:,} frames of "
+                         f"1/{frames_per_beat} beat (a damaged delta time?)")
+    T = int(round(last / step))
     roll = np.zeros((T, KEYS), dtype=np.float32)
     for note, start, end in notes:
         roll[int(round(start / step)):int(round(end / step)), note - LOWEST] = 1.0

@@ -11,8 +11,10 @@ archive) is read the same way.
 """
 from __future__ import annotations
 
+import lzma
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +51,8 @@ def read_reviews(path) -> list[Review]:
                 for member in tar:
                     if member.isfile() and _NAME.search(member.name):
                         items.append((member.name, tar.extractfile(member).read()))
-        except (tarfile.TarError, OSError, EOFError) as e:
+        except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            # zlib.error, LZMAError: a .gz / .xz stream damaged past the first member, the decompressor's own error
             raise ValueError(f"{path}: not a readable tar archive ({type(e).__name__}: {e})") from None
     reviews = []
     for name, raw in items:

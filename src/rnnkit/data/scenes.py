@@ -236,7 +236,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 def load_image(path, size: int) -> np.ndarray:
     """One image file as (3, size, size) uint8 RGB, resized (bilinear) whatever its own size and mode."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
     if not path.is_file():
@@ -245,7 +245,7 @@ def load_image(path, size: int) -> np.ndarray:
         with Image.open(path) as im:
             im = im.convert("RGB").resize((size, size), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
-    except (UnidentifiedImageError, OSError) as e:
+    except Exception as e:  # PIL raises OSError, ValueError, SyntaxError ("broken PNG file"), struct.error, ...
         raise ValueError(f"image {path}: not an image PIL can read ({' '.join(str(e).split())})") from None
 
 
@@ -271,18 +271,24 @@ def read_captions_file(path) -> dict[str, list[str]]:
     if not path.is_file():
         raise ValueError(f"captions file {path}: no such file (expected lines 'image<TAB>caption')")
     captions: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip() or (number == 1 and line.strip().lower() in ("image,caption", "image\tcaption")):
-                continue
-            sep = "\t" if "\t" in line else ","
-            name, _, caption = line.partition(sep)
-            name, caption = name.strip().split("#")[0], caption.strip()
-            if not name or not caption:
-                raise ValueError(f"{path}, line {number}: expected 'image<TAB>caption' (or 'image,caption'), got "
-                                 f"{line[:80]!r}")
-            captions.setdefault(name, []).append(caption)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:  # the decoder's own message names neither the file nor the line
+        line = len(raw[:e.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
+        raise ValueError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at byte offset "
+                         f"{e.start})") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # universal newlines, as open() reads
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or (number == 1 and line.strip().lower() in ("image,caption", "image\tcaption")):
+            continue
+        sep = "\t" if "\t" in line else ","
+        name, _, caption = line.partition(sep)
+        name, caption = name.strip().split("#")[0], caption.strip()
+        if not name or not caption:
+            raise ValueError(f"{path}, line {number}: expected 'image<TAB>caption' (or 'image,caption'), got "
+                             f"{line[:80]!r}")
+        captions.setdefault(name, []).append(caption)
     if not captions:
         raise ValueError(f"captions file {path}: no caption lines (expected 'image<TAB>caption')")
     return captions
