@@ -26,6 +26,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .._checks import check_positive_int
 from ..data.batching import Batch
 from ..data.pairs import BOS_ID, EOS_ID, PAD_ID, Processing, build_vocab, check_pair_vocab
 from ..data.scenes import CaptionedImages, load_image, read_image_folder, save_image, scene_splits
@@ -69,9 +70,7 @@ class CaptionsTask:
 
     def __post_init__(self):
         for name in ("train_size", "valid_size", "test_size", "image_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"CaptionsTask: expected {name} >= 1, got {value!r}")
+            check_positive_int("CaptionsTask", name, getattr(self, name))
         if not 1 <= self.max_shapes <= 3:
             raise ValueError(f"CaptionsTask: expected max_shapes in 1..3, got {self.max_shapes!r}")
         if not self.doubly_stochastic >= 0:

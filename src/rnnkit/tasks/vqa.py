@@ -22,6 +22,7 @@ from typing import Iterator
 
 import torch
 
+from .._checks import check_positive_int
 from ..data.batching import Batch
 from ..data.scenes import COLOURS, NUMBERS, QUESTION_TYPES, SIZES, SceneQuestions, question_splits
 from ..data.vocab import Vocab
@@ -46,9 +47,7 @@ class VQATask:
 
     def __post_init__(self):
         for name in ("train_size", "valid_size", "test_size", "image_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"VQATask: expected {name} >= 1, got {value!r}")
+            check_positive_int("VQATask", name, getattr(self, name))
 
 
 def question_vocab(data: SceneQuestions) -> Vocab:
