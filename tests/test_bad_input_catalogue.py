@@ -531,7 +531,7 @@ CASES = [
          lambda p: resume_args(p["ctx"], p["run"]), r"trainer\.pt is corrupt or truncated"),
     Case("--resume with another model size", "cli", run_case(),
          lambda p: resume_args(p["ctx"], p["run"], "--hidden", "16"),
-         r"config\.json does not match this run: model differ"),
+         r"config\.json does not match this run: model\.hidden: saved 8, now 16 \(resume with the saved settings"),
     Case("a new run into a directory that holds one", "cli", run_case(),
          lambda p: ["train", "charlm", "--data", p["ctx"].trained / "text.txt", *TINY, "--out", p["run"]],
          r"run .*already holds a training run \(trainer\.pt\); pass --resume"),

@@ -142,6 +142,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+
+def _differences(saved, now, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, saved value, new value) for every leaf where two JSON-like configs differ."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        out = []
+        for key in sorted(set(saved) | set(now), key=str):
+            name = f"{prefix}{key}"
+            if key not in saved or key not in now:
+                out.append((name, saved.get(key, "(none)"), now.get(key, "(none)")))
+            elif saved[key] != now[key]:
+                out.extend(_differences(saved[key], now[key], f"{name}."))
+        return out
+    return [(prefix.rstrip("."), saved, now)]
+
 class Trainer:
     """Trains ``model`` (contract: ``preds, state = model(x, state)``) on a batch source.
 
@@ -449,10 +463,12 @@ class Trainer:
         mine = {k: v for k, v in json.loads(json.dumps(self.run_config)).items() if k != "train"}  # tuples -> lists
         theirs = {k: v for k, v in saved_config.items() if k != "train"}
         if mine and mine != theirs:
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            diff = _differences(theirs, mine)
+            shown = "; ".join(f"{key}: saved {old!r}, now {new!r}" for key, old, new in diff[:6])
+            more = f"; and {len(diff) - 6} more" if len(diff) > 6 else ""
             raise checkpoint.CheckpointError(
-                f"{self.run_dir / 'config.json'} does not match this run: {', '.join(diff)} differ "
-                f"(saved {[theirs.get(k) for k in diff]}, now {[mine.get(k) for k in diff]})")
+                f"{self.run_dir / 'config.json'} does not match this run: {shown}{more} (resume with the saved "
+                "settings, or train into another --out)")
         path = self.run_dir / "trainer.pt"
         state = checkpoint.load_trainer_state(path)
         checkpoint.check_state_dict(path, state["model"], self.raw_model)
