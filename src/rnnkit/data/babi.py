@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import Tensor
 
-from .batching import Batch
+from .batching import Batch, epoch_order
 from .tokenize import PAD
 from .vocab import EOS, UNK, Vocab
 
@@ -368,9 +368,6 @@ class BabiBatches:
 
     def batches(self, epoch: int = 0) -> Iterator[BabiBatch]:
         n = len(self.data)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)).tolist()
-        else:
-            order = list(range(n))
+        order = epoch_order(n, epoch, seed=self.seed, shuffle=self.shuffle).tolist()
         for start in range(0, n, self.batch_size):
             yield collate(self.data, order[start:start + self.batch_size], decoder=self.decoder)

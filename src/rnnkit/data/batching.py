@@ -26,6 +26,14 @@ import torch
 from torch import Tensor
 
 
+def epoch_order(n: int, epoch: int, *, seed: int, shuffle: bool = True) -> torch.Tensor:
+    """The order of n examples in one epoch: a permutation drawn from (seed, epoch) alone, so a resumed run
+    sees the same batches (or 0..n-1 without shuffling). (n,) int64."""
+    if not shuffle:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
 @dataclass
 class Batch:
     """One batch. x: (B, T, ...) inputs; y: targets; lengths: (B,) valid steps or None;
@@ -88,10 +96,7 @@ class TensorBatches:
 
     def batches(self, epoch: int = 0) -> Iterator[Batch]:
         n = self.x.shape[0]
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-        else:
-            order = torch.arange(n)
+        order = epoch_order(n, epoch, seed=self.seed, shuffle=self.shuffle)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield Batch(self.x[idx], self.y[idx], None if self.lengths is None else self.lengths[idx])

@@ -33,7 +33,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from .batching import Batch
+from .batching import Batch, epoch_order
 from .vocab import UNK, Vocab
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
@@ -338,10 +338,7 @@ class PairBatches:
 
     def batches(self, epoch: int = 0) -> Iterator[PairBatch]:
         n = len(self.data)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-        else:
-            order = torch.arange(n)
+        order = epoch_order(n, epoch, seed=self.seed, shuffle=self.shuffle)
         d = self.data
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]

@@ -41,7 +41,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._checks import check_positive_int
-from .batching import Batch
+from .batching import Batch, epoch_order
 
 
 def _check_index(owner: str, name: str, value, low: int = 0) -> int:
@@ -217,10 +217,7 @@ class WindowBatches:
 
     def batches(self, epoch: int = 0) -> Iterator[Batch]:
         n = len(self.dataset)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-        else:
-            order = torch.arange(n)
+        order = epoch_order(n, epoch, seed=self.seed, shuffle=self.shuffle)
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
             x, y = self.dataset.gather(index)

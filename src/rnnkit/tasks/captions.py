@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .._checks import check_positive_int
-from ..data.batching import Batch
+from ..data.batching import Batch, epoch_order
 from ..data.pairs import BOS_ID, EOS_ID, PAD_ID, Processing, build_vocab, check_pair_vocab
 from ..data.scenes import CaptionedImages, load_image, read_image_folder, save_image, scene_splits
 from ..data.vocab import Vocab
@@ -145,8 +145,7 @@ class CaptionBatches:
 
     def batches(self, epoch: int = 0) -> Iterator[CaptionBatch]:
         n = len(self.image_index)
-        order = (torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-                 if self.shuffle else torch.arange(n))
+        order = epoch_order(n, epoch, seed=self.seed, shuffle=self.shuffle)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             T = int((self.tgt_out[idx] != PAD_ID).sum(dim=1).max())

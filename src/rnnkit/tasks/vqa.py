@@ -23,7 +23,7 @@ from typing import Iterator
 import torch
 
 from .._checks import check_positive_int
-from ..data.batching import Batch
+from ..data.batching import Batch, epoch_order
 from ..data.scenes import COLOURS, NUMBERS, QUESTION_TYPES, SIZES, SceneQuestions, question_splits
 from ..data.vocab import Vocab
 from ..models.captioner import pack
@@ -83,8 +83,7 @@ class VQABatches:
 
     def batches(self, epoch: int = 0) -> Iterator[VQABatch]:
         n = len(self.answers)
-        order = (torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-                 if self.shuffle else torch.arange(n))
+        order = epoch_order(n, epoch, seed=self.seed, shuffle=self.shuffle)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield VQABatch(pack(self.images[idx], self.questions[idx]), self.answers[idx])
