@@ -173,6 +173,15 @@ def make_trainer(model, *, train: tuple, valid: tuple, cfg: TrainConfig, out: Pa
                    resume_command=resume_command)
 
 
+def report_splits(trainer: Trainer, splits: dict, label_names: list[str], out, **options) -> dict:
+    """:func:`report_split` of the trained model on the "valid" and "test" splits present in ``splits``
+    ({name: (x, y, lengths or None)}), on rank 0 only (other ranks: {})."""
+    if not trainer.world.is_main:
+        return {}
+    return {name: report_split(trainer.raw_model, *splits[name], label_names, split=name, out=out,
+                               device=trainer.device, **options) for name in ("valid", "test") if name in splits}
+
+
 def load_best(trainer: Trainer) -> int | None:
     """Put the best weights on validation (if any were kept) into the trained model, for the final reports;
     returns the step they are from (None: none kept, the model stays as trained)."""
@@ -308,13 +317,8 @@ def train(task: ClassifyTask, model_options: dict, cfg: TrainConfig, out, *, res
         checkpoint.atomic_write_json(out / "tokenizer.json", tokenizer.to_json())
     trainer.fit()
     best_step = load_best(trainer)
-    reports = {}
-    if trainer.world.is_main:
-        for name in ("valid", "test"):
-            if name in encoded:
-                e = encoded[name]
-                reports[name] = report_split(trainer.raw_model, e["x"], e["y"], e["lengths"], label_names,
-                                             split=name, out=out, device=trainer.device)
+    reports = report_splits(trainer, {name: (e["x"], e["y"], e["lengths"]) for name, e in encoded.items()},
+                            label_names, out)
     return {"data": data_summary, "valid": reports.get("valid"), "test": reports.get("test"), "step": trainer.step,
             "best_step": best_step, "vocabulary": len(tokenizer), "max_len": tokenizer.max_len}
 

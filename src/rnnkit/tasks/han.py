@@ -26,7 +26,7 @@ from ..data.tokenize import Tokenizer
 from ..models.classifier import probabilities
 from ..models.han import HAN, HANConfig
 from ..train import TrainConfig, checkpoint, seed_everything
-from .classify import SPLIT_SEED, load_best, make_trainer, report_split
+from .classify import SPLIT_SEED, load_best, make_trainer, report_splits
 
 log = logging.getLogger(__name__)
 
@@ -126,22 +126,19 @@ def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: 
         checkpoint.atomic_write_json(out / "tokenizer.json", tokenizer.to_json())
     trainer.fit()
     best_step = load_best(trainer)
-    reports, page = {}, None
-    if trainer.world.is_main:
-        for name in ("valid", "test"):
-            e = encoded[name]
-            reports[name] = report_split(trainer.raw_model, e["x"], e["y"], None, LABELS, split=name, out=out,
-                                         device=trainer.device, batch_size=32)
-        if html_docs > 0:
-            test = splits["test"]
-            picks = _balanced(test, html_docs)
-            e = encoded["test"]
-            docs = inspect(trainer.raw_model, e["x"][picks], [e["tokens"][i] for i in picks], device=trainer.device)
-            for d, i in zip(docs, picks):
-                d["title"], d["true"] = test[i].name, LABELS[test[i].label]
-            page = out / "attention_test.html"
-            checkpoint.atomic_write_bytes(page, attention_html(docs, title=f"HAN attention, test fold {task.fold}")
-                                          .encode("utf-8"))
+    reports = report_splits(trainer, {name: (e["x"], e["y"], None) for name, e in encoded.items()}, LABELS, out,
+                            batch_size=32)
+    page = None
+    if trainer.world.is_main and html_docs > 0:
+        test = splits["test"]
+        picks = _balanced(test, html_docs)
+        e = encoded["test"]
+        docs = inspect(trainer.raw_model, e["x"][picks], [e["tokens"][i] for i in picks], device=trainer.device)
+        for d, i in zip(docs, picks):
+            d["title"], d["true"] = test[i].name, LABELS[test[i].label]
+        page = out / "attention_test.html"
+        checkpoint.atomic_write_bytes(page, attention_html(docs, title=f"HAN attention, test fold {task.fold}")
+                                      .encode("utf-8"))
     data = {name: {"documents": len(splits[name]), "sentences": int((e["x"][:, :, 0] != 0).sum()),
                    "classes": {lab: int((e["y"] == k).sum()) for k, lab in enumerate(LABELS)},
                    "sentences_cut": e["sentences_cut"], "sentences_shortened": e["sentences_shortened"]}

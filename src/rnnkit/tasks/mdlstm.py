@@ -17,7 +17,7 @@ import torch
 
 from ..models.mdlstm import MDLSTMClassifier, MDLSTMClassifierConfig
 from ..train import TrainConfig, checkpoint, seed_everything
-from .classify import load_best, make_trainer, report_split
+from .classify import load_best, make_trainer, report_split, report_splits
 from .seqmnist import DIGIT_NAMES, SeqMNISTTask, read_images
 
 
@@ -49,12 +49,7 @@ def train(task: MDLSTMTask, model_options: dict, cfg: TrainConfig, out, *, resum
                            resume=resume, resume_command=resume_command)
     trainer.fit()
     best_step = load_best(trainer)
-    reports = {}
-    if trainer.world.is_main:
-        for name in ("valid", "test"):
-            sx, sy = data[name]
-            reports[name] = report_split(trainer.raw_model, sx, sy, None, DIGIT_NAMES, split=name, out=out,
-                                         device=trainer.device)
+    reports = report_splits(trainer, {name: (x, y, None) for name, (x, y) in data.items()}, DIGIT_NAMES, out)
     sizes = {name: {"examples": int(len(labels)), "image_size": [int(H), int(W)]}
              for name, (_, labels) in data.items()}
     return {"data": sizes, "valid": reports.get("valid"), "test": reports.get("test"), "step": trainer.step,

@@ -28,7 +28,7 @@ from ..data.digits import load_digits
 from ..data.idx import read_mnist
 from ..layers import ENCODERS
 from ..train import TrainConfig, checkpoint, seed_everything
-from .classify import build_model, load_best, make_trainer, model_spec, report_split
+from .classify import build_model, load_best, make_trainer, model_spec, report_split, report_splits
 
 MODES = ("row", "pixel", "permuted")
 MNIST_VALID = 5_000
@@ -121,12 +121,7 @@ def train(task: SeqMNISTTask, model_options: dict, cfg: TrainConfig, out, *, res
                                                                 "permutation": permutation.tolist()})
     trainer.fit()
     best_step = load_best(trainer)
-    reports = {}
-    if trainer.world.is_main:
-        for name in ("valid", "test"):
-            sx, sy = data[name]
-            reports[name] = report_split(trainer.raw_model, sx, sy, None, DIGIT_NAMES, split=name, out=out,
-                                         device=trainer.device)
+    reports = report_splits(trainer, {name: (x, y, None) for name, (x, y) in data.items()}, DIGIT_NAMES, out)
     sizes = {name: {"examples": int(len(labels)), "steps": int(seq.shape[1]), "features": int(seq.shape[2]),
                     "tokens": int(len(labels) * seq.shape[1])} for name, (seq, labels) in data.items()}
     return {"data": sizes, "valid": reports.get("valid"), "test": reports.get("test"), "step": trainer.step,
