@@ -146,25 +146,21 @@ class Recurrent(nn.Module):
             xs = xs.masked_fill(~mask[..., None], 0.0)  # padding never reaches the cell, nor its gradients
         if self.reverse:
             xs = reverse_within_lengths(xs, lengths)
-        if hasattr(cell, "project_input") and hasattr(cell, "step"):
-            rmask = None
-            if self.training and self.recurrent_dropout > 0:
-                rmask = variational_mask(B, cell.weight_hh.shape[1], self.recurrent_dropout, xs)
-            inputs = cell.project_input(xs).unbind(0)  # one GEMM for all T; unbind, not xp[t] (its backward is cheap)
+        rmask = None
+        if self.training and self.recurrent_dropout > 0:
+            rmask = variational_mask(B, cell.weight_hh.shape[1], self.recurrent_dropout, xs)
+        whole = getattr(cell, "sequence", None)  # a cell's own whole-sequence path (see rnnkit.cells.Cell)
+        result = None if whole is None else whole(xs, state, mask=mask, recurrent_mask=rmask)
+        if result is None:
+            if hasattr(cell, "project_input") and hasattr(cell, "step"):
+                inputs = cell.project_input(xs).unbind(0)  # one GEMM for all T; unbind, not xp[t] (cheap backward)
 
-            def step(x_t, s):
-                return cell.step(x_t, s, rmask)
-        else:
-            inputs, step = xs.unbind(0), cell
-        ys = []
-        for t in range(T):
-            y, new = step(inputs[t], state)
-            if mask is not None:
-                m = mask[t, :, None]  # (B, 1): finished sequences keep their last valid state
-                new = map_state(lambda n, o: torch.where(m, n, o), new, state)
-            state = new
-            ys.append(y)
-        out = torch.stack(ys)  # (T, B, O)
+                def step(x_t, s):
+                    return cell.step(x_t, s, rmask)
+            else:
+                inputs, step = xs.unbind(0), cell
+            result = _unroll(step, inputs, state, mask)
+        out, state = result
         if mask is not None:
             out = out.masked_fill(~mask[..., None], 0.0)
         if self.reverse:
@@ -180,3 +176,16 @@ class Recurrent(nn.Module):
         if self.recurrent_dropout:
             extras.append(f"recurrent_dropout={self.recurrent_dropout}")
         return ", ".join(extras)
+
+
+def _unroll(step, inputs, state, mask):
+    """The per-step loop: inputs T tensors (B, ·) -> (outputs (T, B, O), final state)."""
+    ys = []
+    for t, x_t in enumerate(inputs):
+        y, new = step(x_t, state)
+        if mask is not None:
+            m = mask[t, :, None]  # (B, 1): finished sequences keep their last valid state
+            new = map_state(lambda n, o: torch.where(m, n, o), new, state)
+        state = new
+        ys.append(y)
+    return torch.stack(ys), state  # (T, B, O)
