@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
+from ..kernels.gru import gru_sequence
 from . import params
 
 
@@ -80,6 +81,13 @@ class GRUCell(nn.Module):
             g = torch.tanh(x_g + F.linear(r * hr, w_hh[2 * H:], b_g))
         h = g + z * (h - g)  # = z * h + (1 - z) * g
         return h, h
+
+    def sequence(self, xs: Tensor, h: Tensor, mask: Tensor | None = None, recurrent_mask: Tensor | None = None):
+        """All T steps at once for the reset-before form (:mod:`rnnkit.kernels.gru`): xs (T, B, F) ->
+        (outputs (T, B, H), h_T). None for the reset-after form, which layers run with torch's kernel."""
+        if self.reset_after or not params.sequence_applies(self, GRUCell, xs):
+            return None
+        return gru_sequence(params.project_all(self, xs), h, self.weight_hh, mask, recurrent_mask)
 
     def forward(self, x: Tensor, state: Tensor | None = None):
         return params.checked_step(self, x, state, 1)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
+from ..kernels.jordan import FORWARD, jordan_sequence
 from . import params
 from .activation import resolve
 
@@ -72,6 +73,15 @@ class JordanCell(nn.Module):
         h = self.phi_h(xp + F.linear(yr, params.weight_for(self, "weight_hh", yr.shape[0]), self.bias_hh))
         y = self.phi_y(F.linear(h, self.weight_ho, self.bias_ho))
         return y, y
+
+    def sequence(self, xs: Tensor, y: Tensor, mask: Tensor | None = None, recurrent_mask: Tensor | None = None):
+        """All T steps at once (:mod:`rnnkit.kernels.jordan`): xs (T, B, F) -> (outputs (T, B, O), y_T).
+        None (the per-step loop) for a user's callable activation."""
+        acts = (self.activation, self.output_activation)
+        if not (all(a in FORWARD for a in acts) and params.sequence_applies(self, JordanCell, xs)):
+            return None
+        return jordan_sequence(params.project_all(self, xs), y, self.weight_hh, self.weight_ho, self.bias_ho, acts,
+                               mask, recurrent_mask)
 
     def forward(self, x: Tensor, state: Tensor | None = None):
         return params.checked_step(self, x, state, 1)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
+from ..kernels.lstm import lstm_sequence
 from . import params
 
 
@@ -93,6 +94,14 @@ class LSTMCell(nn.Module):
             o = o + self.weight_co * c
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)
+
+    def sequence(self, xs: Tensor, state: tuple[Tensor, Tensor], mask: Tensor | None = None,
+                 recurrent_mask: Tensor | None = None):
+        """All T steps at once (:mod:`rnnkit.kernels.lstm`): xs (T, B, F) -> (outputs (T, B, H), (h_T, c_T))."""
+        if not params.sequence_applies(self, LSTMCell, xs):
+            return None
+        peep = torch.stack([self.weight_ci, self.weight_cf, self.weight_co]) if self.peephole else None
+        return lstm_sequence(params.project_all(self, xs), state, self.weight_hh, peep, mask, recurrent_mask)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
         return params.checked_step(self, x, state, 2)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
+from ..kernels.minimal_gru import minimal_gru_sequence
 from . import params
 
 
@@ -76,6 +77,13 @@ class MinimalGRUCell(nn.Module):
             h = torch.tanh(x_h + h_h)
         c = c + u * (h - c)  # = (1 - u) * c + u * h
         return c, (h, c)
+
+    def sequence(self, xs: Tensor, state: tuple[Tensor, Tensor], mask: Tensor | None = None,
+                 recurrent_mask: Tensor | None = None):
+        """All T steps at once (:mod:`rnnkit.kernels.minimal_gru`): xs (T, B, F) -> (outputs (T, B, H), (h_T, c_T))."""
+        if not params.sequence_applies(self, MinimalGRUCell, xs):
+            return None
+        return minimal_gru_sequence(params.project_all(self, xs), state, self.weight_hh, mask, recurrent_mask)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
         return params.checked_step(self, x, state, 2)

@@ -94,6 +94,19 @@ def project(module: nn.Module, x):
     return torch.nn.functional.linear(x, weight_for(module, "weight_ih", batch), module.bias_ih)
 
 
+def project_all(module: nn.Module, xs):
+    """W_x x + b_ih + b_hh for all steps, xs (T, B, F) -> (T, B, kH): what a whole-sequence path adds
+    W_h h_{t-1} to (for cells whose hidden bias is added after the product, not inside a gate)."""
+    bias = None if module.bias_ih is None else module.bias_ih + module.bias_hh
+    return torch.nn.functional.linear(xs, module.weight_ih, bias)
+
+
+def sequence_applies(cell: nn.Module, cls: type, xs) -> bool:
+    """Whether a cell's whole-sequence path may run: exactly this class (a subclass may change the step)
+    and no autocast (the paths compute in the input's dtype)."""
+    return type(cell) is cls and not torch.is_autocast_enabled(xs.device.type)
+
+
 def checked_step(cell: nn.Module, x, state, count: int):
     """A cell's forward: check x_t (B, F) and a state of `count` tensors (B, R), then one step."""
     owner = type(cell).__name__

@@ -149,7 +149,7 @@ class Recurrent(nn.Module):
         rmask = None
         if self.training and self.recurrent_dropout > 0:
             rmask = variational_mask(B, cell.weight_hh.shape[1], self.recurrent_dropout, xs)
-        whole = getattr(cell, "sequence", None)  # a cell's own whole-sequence path (see rnnkit.cells.Cell)
+        whole = None if self.fused is False else getattr(cell, "sequence", None)  # see rnnkit.cells.Cell
         result = None if whole is None else whole(xs, state, mask=mask, recurrent_mask=rmask)
         if result is None:
             if hasattr(cell, "project_input") and hasattr(cell, "step"):

@@ -1,0 +1,108 @@
+r"""Cho et al.'s GRU (reset before the product) over a whole sequence with a hand-written backward pass.
+
+Forward, for t = 1..T (gate rows r, z, g as in :class:`rnnkit.cells.GRUCell`, ``reset_after=False``;
+``xp_t = W_x x_t + b`` precomputed for all t, :math:`U = [U_{rz}; U_g]` the recurrent weights):
+
+.. math::
+    [r_t; z_t] &= \sigma(xp^{rz}_t + U_{rz} h_{t-1}),\qquad
+    g_t = \tanh(xp^g_t + U_g (r_t \odot h_{t-1}))\\
+    h_t &= g_t + z_t \odot (h_{t-1} - g_t)
+
+Backward, from :math:`\delta h_t` (the output's gradient plus the next step's):
+
+.. math::
+    \delta a^g_t &= \delta h_t \odot (1 - z_t)(1 - g_t^2),\qquad
+    \delta a^z_t = \delta h_t \odot (h_{t-1} - g_t)\, z_t (1 - z_t)\\
+    \delta(rh)_t &= \delta a^g_t U_g,\qquad \delta a^r_t = \delta(rh)_t \odot h_{t-1} r_t (1 - r_t)\\
+    \delta h_{t-1} &= \delta h_t \odot z_t + \delta(rh)_t \odot r_t + \delta a^{rz}_t U_{rz}
+
+and after the loop :math:`\partial L/\partial U_{rz} = \sum_t (\delta a^{rz}_t)^\top h_{t-1}`,
+:math:`\partial L/\partial U_g = \sum_t (\delta a^g_t)^\top (r_t \odot h_{t-1})`, each one GEMM over
+(T·B) rows. Two GEMMs per step each way, as the equations need (r_t must exist before U_g is applied).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .lstm import tanh_
+
+
+def reset_candidate(xp_g: Tensor, r: Tensor, hr: Tensor, w_g_t: Tensor, rh: Tensor, out: Tensor) -> Tensor:
+    """g = tanh(xp_g + U_g (r ⊙ hr)) into ``out``, with r ⊙ hr kept in ``rh`` (for ∂L/∂U_g)."""
+    torch.mul(r, hr, out=rh)
+    return tanh_(torch.addmm(xp_g, rh, w_g_t, out=out))
+
+
+def reset_candidate_backward(da_g: Tensor, r: Tensor, hr: Tensor, w_g: Tensor, da_r: Tensor, d_rh: Tensor,
+                             k: Tensor) -> Tensor:
+    """From δa_g: δ(rh) = δa_g U_g into ``d_rh``, δa_r = δ(rh) ⊙ hr ⊙ r (1 − r) into ``da_r``; returns
+    δ(rh) ⊙ r, the part of δh_{t-1} through the candidate (``k`` is scratch)."""
+    torch.mm(da_g, w_g, out=d_rh)
+    torch.mul(d_rh, hr, out=da_r).mul_(torch.addcmul(r, r, r, value=-1, out=k))
+    return d_rh.mul_(r)
+
+
+class GRUSequence(torch.autograd.Function):
+    """(xp (T, B, 3H), h0 (B, H), w_hh (3H, H), keep (T, B, 1) | None, rmask (B, H) | None)
+    -> (h_1..h_T (T, B, H), h_T). keep and rmask as in :class:`rnnkit.kernels.lstm.LSTMSequence`."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, keep, rmask):
+        T, B, G = xp.shape
+        H = G // 3
+        acts = torch.empty_like(xp)  # r, z, g after their nonlinearities
+        hs = xp.new_empty(T + 1, B, H)
+        rhs = xp.new_empty(T, B, H)  # r_t ⊙ h_{t-1}
+        hrs = None if rmask is None else xp.new_empty(T, B, H)
+        hs[0] = h0
+        w_rz_t, w_g_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
+        for t in range(T):
+            h, a = hs[t], acts[t]
+            hr = h if hrs is None else torch.mul(h, rmask, out=hrs[t])
+            torch.addmm(xp[t, :, :2 * H], hr, w_rz_t, out=a[:, :2 * H]).sigmoid_()
+            r, z = a[:, :H], a[:, H:2 * H]
+            g = reset_candidate(xp[t, :, 2 * H:], r, hr, w_g_t, rhs[t], a[:, 2 * H:])
+            torch.sub(h, g, out=hs[t + 1]).mul_(z).add_(g)
+            if keep is not None:
+                torch.where(keep[t], hs[t + 1], h, out=hs[t + 1])
+        ctx.save_for_backward(acts, hs, rhs, hrs, w_hh, keep, rmask)
+        return hs[1:], hs[T]
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT):
+        acts, hs, rhs, hrs, w_hh, keep, rmask = ctx.saved_tensors
+        T, B, G = acts.shape
+        H = G // 3
+        w_rz, w_g = w_hh[:2 * H], w_hh[2 * H:]
+        d_acts = torch.empty_like(acts)
+        dh, dh_rec = torch.empty_like(d_hT), d_hT.clone()
+        k, d_rh, one = torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
+        for t in range(T - 1, -1, -1):
+            r, z, g = acts[t, :, :H], acts[t, :, H:2 * H], acts[t, :, 2 * H:]
+            da_r, da_z, da_g = d_acts[t].chunk(3, dim=1)
+            h_prev = hs[t]
+            hr = h_prev if hrs is None else hrs[t]
+            torch.add(d_out[t], dh_rec, out=dh)
+            if keep is not None:
+                hold = dh * ~keep[t]
+                dh.mul_(keep[t])
+            torch.mul(dh, torch.sub(one, z, out=k), out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
+            torch.sub(h_prev, g, out=da_z).mul_(dh).mul_(torch.addcmul(z, z, z, value=-1, out=k))
+            via_g = reset_candidate_backward(da_g, r, hr, w_g, da_r, d_rh, k)
+            torch.addmm(via_g, d_acts[t, :, :2 * H], w_rz, out=dh_rec)
+            if rmask is not None:
+                dh_rec.mul_(rmask)
+            dh_rec.addcmul_(dh, z)
+            if keep is not None:
+                dh_rec.add_(hold)
+        h_prev = (hs[:-1] if hrs is None else hrs).reshape(T * B, H)
+        d_flat = d_acts.reshape(T * B, G)
+        d_w = torch.cat([d_flat[:, :2 * H].t() @ h_prev, d_flat[:, 2 * H:].t() @ rhs.reshape(T * B, H)])
+        return d_acts, dh_rec, d_w, None, None
+
+
+def gru_sequence(xp: Tensor, h0: Tensor, w_hh: Tensor, mask: Tensor | None = None,
+                 recurrent_mask: Tensor | None = None):
+    """Run :class:`GRUSequence`: xp (T, B, 3H), h0 (B, H), mask (T, B) bool or None -> (outputs (T, B, H), h_T)."""
+    return GRUSequence.apply(xp, h0, w_hh, None if mask is None else mask.unsqueeze(-1), recurrent_mask)

@@ -1,0 +1,128 @@
+r"""The LSTM, with or without peepholes, over a whole sequence with a hand-written backward pass.
+
+Forward, for t = 1..T (gate rows i, f, g, o as in :class:`rnnkit.cells.LSTMCell`;
+``xp_t = W_x x_t + b`` precomputed for all t; p = the peephole weights, or none):
+
+.. math::
+    a_t &= xp_t + W_h h_{t-1}\\
+    i_t = \sigma(a^i_t + p_i \odot c_{t-1}),\quad f_t &= \sigma(a^f_t + p_f \odot c_{t-1}),\quad
+    g_t = \tanh(a^g_t)\\
+    c_t &= f_t \odot c_{t-1} + i_t \odot g_t\\
+    o_t = \sigma(a^o_t + p_o \odot c_t),\quad h_t &= o_t \odot \tanh(c_t)
+
+Backward, from :math:`\delta h_t` (the output's gradient plus the next step's) and :math:`\delta c_t`:
+
+.. math::
+    \delta c_t &\mathrel{+}= \delta h_t \odot o_t (1 - \tanh^2 c_t) + \delta a^o_t \odot p_o,\qquad
+    \delta a^o_t = \delta h_t \odot \tanh(c_t)\, o_t (1 - o_t)\\
+    \delta a^i_t &= \delta c_t \odot g_t\, i_t (1 - i_t),\quad
+    \delta a^f_t = \delta c_t \odot c_{t-1} f_t (1 - f_t),\quad
+    \delta a^g_t = \delta c_t \odot i_t (1 - g_t^2)\\
+    \delta c_{t-1} &= \delta c_t \odot f_t + \delta a^i_t \odot p_i + \delta a^f_t \odot p_f,\qquad
+    \delta h_{t-1} \mathrel{+}= \delta a_t W_h
+
+and after the loop :math:`\partial L/\partial W_h = \sum_t \delta a_t^\top h_{t-1}` as one GEMM over
+(T·B) rows. The factors that multiply :math:`\delta h_t` and :math:`\delta c_t` are formed for all
+steps before the loop, so a step of the backward pass is one GEMM and five pointwise ops (eight with
+peepholes).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class LSTMSequence(torch.autograd.Function):
+    """(xp (T, B, 4H), h0, c0 (B, H), w_hh (4H, H), peep (3, H) | None, keep (T, B, 1) | None,
+    rmask (B, H) | None) -> (h_1..h_T (T, B, H), h_T, c_T).
+
+    keep: False where a sequence has ended; the state is then held (h_t = h_{t-1}, c_t = c_{t-1}) and
+    the output there is that held state. rmask multiplies h_{t-1} inside W_h h_{t-1} only.
+    """
+
+    @staticmethod
+    def forward(ctx, xp, h0, c0, w_hh, peep, keep, rmask):
+        T, B, G = xp.shape
+        H = G // 4
+        acts = torch.empty_like(xp)  # i, f, g, o after their nonlinearities
+        hs, cs = xp.new_empty(T + 1, B, H), xp.new_empty(T + 1, B, H)
+        tanh_c = xp.new_empty(T, B, H)
+        hs[0], cs[0] = h0, c0
+        hrs = None if rmask is None else torch.empty_like(tanh_c)  # h_{t-1} ⊙ rmask, for ∂L/∂W_h
+        w_t = w_hh.t()
+        sig = 4 * H if peep is None else 3 * H  # with peepholes o waits for c_t
+        for t in range(T):
+            h, c, a = hs[t], cs[t], acts[t]
+            if hrs is not None:
+                h = torch.mul(h, rmask, out=hrs[t])
+            torch.addmm(xp[t], h, w_t, out=a)
+            if peep is not None:
+                a[:, :2 * H].unflatten(1, (2, H)).addcmul_(c.unsqueeze(1), peep[:2])
+            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            tanh_(g, a[:, :sig])
+            c_new = torch.mul(f, c, out=cs[t + 1]).addcmul_(i, g)
+            if peep is not None:
+                o.addcmul_(c_new, peep[2]).sigmoid_()
+            torch.mul(o, tanh_(torch.mul(c_new, 1, out=tanh_c[t])), out=hs[t + 1])
+            if keep is not None:
+                torch.where(keep[t], hs[t + 1], hs[t], out=hs[t + 1])
+                torch.where(keep[t], c_new, c, out=c_new)
+        ctx.save_for_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs)
+        return hs[1:], hs[T], cs[T]
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT, d_cT):
+        acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs = ctx.saved_tensors
+        T, B, G = acts.shape
+        H = G // 4
+        d_acts = torch.empty_like(acts)
+        dh, dh_rec, dc = torch.empty_like(d_hT), d_hT.clone(), d_cT.clone()
+        k, one = torch.empty_like(dh), dh.new_ones(())
+        d_peep = None if peep is None else torch.zeros_like(peep)  # accumulated per step, in cache
+        for t in range(T - 1, -1, -1):
+            i, f, g, o = acts[t, :, :H], acts[t, :, H:2 * H], acts[t, :, 2 * H:3 * H], acts[t, :, 3 * H:]
+            da_i, da_f, da_g, da_o = d_acts[t].chunk(4, dim=1)
+            tc = tanh_c[t]
+            torch.add(d_out[t], dh_rec, out=dh)
+            if keep is not None:  # an ended sequence passes its gradients straight to the held state
+                hold_h, hold_c = dh * ~keep[t], dc * ~keep[t]
+                dh.mul_(keep[t])
+                dc.mul_(keep[t])
+            dc.addcmul_(dh, torch.addcmul(one, tc, tc, value=-1, out=k).mul_(o))  # δh o (1 - tanh² c)
+            torch.mul(dh, tc, out=da_o).mul_(torch.addcmul(o, o, o, value=-1, out=k))  # δh tanh c · o (1 - o)
+            if peep is not None:
+                dc.addcmul_(da_o, peep[2])
+            torch.mul(dc, g, out=da_i).mul_(torch.addcmul(i, i, i, value=-1, out=k))
+            torch.mul(dc, cs[t], out=da_f).mul_(torch.addcmul(f, f, f, value=-1, out=k))
+            torch.mul(dc, i, out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
+            dc.mul_(f)
+            if peep is not None:
+                d_peep[:2] += (d_acts[t, :, :2 * H].unflatten(1, (2, H)) * cs[t].unsqueeze(1)).sum(0)
+                d_peep[2] += (da_o * cs[t + 1]).sum(0)
+                dc.addcmul_(da_i, peep[0]).addcmul_(da_f, peep[1])
+            torch.mm(d_acts[t], w_hh, out=dh_rec)
+            if rmask is not None:
+                dh_rec.mul_(rmask)
+            if keep is not None:
+                dh_rec.add_(hold_h)
+                dc.add_(hold_c)
+        h_prev = hs[:-1] if hrs is None else hrs
+        d_w = d_acts.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
+        return d_acts, dh_rec, dc, d_w, d_peep, None, None
+
+
+def tanh_(x: Tensor, sigmoid_too: Tensor | None = None) -> Tensor:
+    """tanh in place as 2 σ(2x) − 1: on this project's CPUs torch's tanh costs 3–4x its sigmoid.
+    ``sigmoid_too``, a row slice of the same gate matrix that contains x, gets σ in the same pass."""
+    x.mul_(2)
+    (x if sigmoid_too is None else sigmoid_too).sigmoid_()
+    return x.mul_(2).sub_(1)
+
+
+def lstm_sequence(xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, peep: Tensor | None = None,
+                  mask: Tensor | None = None, recurrent_mask: Tensor | None = None):
+    """Run :class:`LSTMSequence`: xp (T, B, 4H), state (h0, c0), mask (T, B) bool or None
+    -> (outputs (T, B, H), (h_T, c_T))."""
+    keep = None if mask is None else mask.unsqueeze(-1)
+    out, h, c = LSTMSequence.apply(xp, state[0], state[1], w_hh, peep, keep, recurrent_mask)
+    return out, (h, c)

@@ -1,0 +1,114 @@
+r"""Lecture 001's simplified GRU over a whole sequence with a hand-written backward pass.
+
+Forward, for t = 1..T (gate rows u, h — or u, r, h with the reset gate — as in
+:class:`rnnkit.cells.MinimalGRUCell`; ``xp_t = W_x x_t + b`` precomputed for all t):
+
+.. math::
+    \Gamma^u_t &= \sigma(xp^u_t + U_u h_{t-1}),\qquad
+    \tilde h_t = \tanh(xp^h_t + U_h h_{t-1})
+    \quad\text{or, with } \Gamma^r_t = \sigma(xp^r_t + U_r h_{t-1}):\quad
+    \tilde h_t = \tanh(xp^h_t + U_h (\Gamma^r_t \odot h_{t-1}))\\
+    h_t &= \tilde h_t,\qquad c_t = c_{t-1} + \Gamma^u_t \odot (\tilde h_t - c_{t-1}),\qquad y_t = c_t
+
+Backward, from :math:`\delta c_t` (the output's gradient plus the next step's) and :math:`\delta h_t`
+(the next step's gates'):
+
+.. math::
+    \delta \tilde h_t &= \delta h_t + \delta c_t \odot \Gamma^u_t,\qquad
+    \delta a^h_t = \delta \tilde h_t \odot (1 - \tilde h_t^2),\qquad
+    \delta a^u_t = \delta c_t \odot (\tilde h_t - c_{t-1})\, \Gamma^u_t (1 - \Gamma^u_t)\\
+    \delta c_{t-1} &= \delta c_t \odot (1 - \Gamma^u_t),\qquad \delta h_{t-1} = \delta a_t U
+
+(with the reset gate, :math:`\delta h_{t-1}` goes through :math:`\Gamma^r_t` as in
+:mod:`rnnkit.kernels.gru`); the recurrent weight gradients are GEMMs over all (T·B) rows after the loop.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .gru import reset_candidate, reset_candidate_backward
+from .lstm import tanh_
+
+
+class MinimalGRUSequence(torch.autograd.Function):
+    """(xp (T, B, kH), h0, c0 (B, H), w_hh (kH, H), keep (T, B, 1) | None, rmask (B, H) | None)
+    -> (c_1..c_T (T, B, H), h_T, c_T); k = 2 (u, h) or 3 (u, r, h)."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, c0, w_hh, keep, rmask):
+        T, B, G = xp.shape
+        H = w_hh.shape[1]
+        reset = G == 3 * H
+        acts = torch.empty_like(xp)  # u, (r,) h~ after their nonlinearities
+        hs, cs = xp.new_empty(T + 1, B, H), xp.new_empty(T + 1, B, H)
+        rhs = xp.new_empty(T, B, H) if reset else None  # Γr_t ⊙ h_{t-1}
+        hrs = None if rmask is None else xp.new_empty(T, B, H)
+        hs[0], cs[0] = h0, c0
+        w_t = w_hh[:2 * H].t() if reset else w_hh.t()
+        for t in range(T):
+            h, c, a = hs[t], cs[t], acts[t]
+            hr = h if hrs is None else torch.mul(h, rmask, out=hrs[t])
+            if reset:
+                torch.addmm(xp[t, :, :2 * H], hr, w_t, out=a[:, :2 * H]).sigmoid_()
+                h_new = reset_candidate(xp[t, :, 2 * H:], a[:, H:2 * H], hr, w_hh[2 * H:].t(), rhs[t], a[:, 2 * H:])
+            else:
+                h_new = tanh_(torch.addmm(xp[t], hr, w_t, out=a)[:, H:], a)
+            u = a[:, :H]
+            hs[t + 1] = h_new
+            torch.sub(h_new, c, out=cs[t + 1]).mul_(u).add_(c)
+            if keep is not None:
+                torch.where(keep[t], hs[t + 1], h, out=hs[t + 1])
+                torch.where(keep[t], cs[t + 1], c, out=cs[t + 1])
+        ctx.save_for_backward(acts, hs, cs, rhs, hrs, w_hh, keep, rmask)
+        return cs[1:], hs[T], cs[T]
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT, d_cT):
+        acts, hs, cs, rhs, hrs, w_hh, keep, rmask = ctx.saved_tensors
+        T, B, G = acts.shape
+        H = w_hh.shape[1]
+        reset = rhs is not None
+        d_acts = torch.empty_like(acts)
+        dh, dc, dc_rec = d_hT.clone(), torch.empty_like(d_cT), d_cT.clone()
+        d_hn, k, d_rh, one = torch.empty_like(dh), torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
+        for t in range(T - 1, -1, -1):
+            u, h_new = acts[t, :, :H], acts[t, :, -H:]
+            da_u, da_h = d_acts[t, :, :H], d_acts[t, :, -H:]
+            hr = hs[t] if hrs is None else hrs[t]
+            torch.add(d_out[t], dc_rec, out=dc)
+            if keep is not None:  # an ended sequence passes its gradients straight to the held state
+                hold_h, hold_c = dh * ~keep[t], dc * ~keep[t]
+                dh.mul_(keep[t])
+                dc.mul_(keep[t])
+            torch.addcmul(dh, dc, u, out=d_hn)
+            torch.sub(h_new, cs[t], out=da_u).mul_(dc).mul_(torch.addcmul(u, u, u, value=-1, out=k))
+            torch.mul(d_hn, torch.addcmul(one, h_new, h_new, value=-1, out=k), out=da_h)
+            torch.addcmul(dc, dc, u, value=-1, out=dc_rec)
+            if reset:
+                via_h = reset_candidate_backward(da_h, acts[t, :, H:2 * H], hr, w_hh[2 * H:], d_acts[t, :, H:2 * H],
+                                                 d_rh, k)
+                torch.addmm(via_h, d_acts[t, :, :2 * H], w_hh[:2 * H], out=dh)
+            else:
+                torch.mm(d_acts[t], w_hh, out=dh)
+            if rmask is not None:
+                dh.mul_(rmask)
+            if keep is not None:
+                dh.add_(hold_h)
+                dc_rec.add_(hold_c)
+        h_prev = (hs[:-1] if hrs is None else hrs).reshape(T * B, H)
+        d_flat = d_acts.reshape(T * B, G)
+        if reset:
+            d_w = torch.cat([d_flat[:, :2 * H].t() @ h_prev, d_flat[:, 2 * H:].t() @ rhs.reshape(T * B, H)])
+        else:
+            d_w = d_flat.t() @ h_prev
+        return d_acts, dh, dc_rec, d_w, None, None
+
+
+def minimal_gru_sequence(xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, mask: Tensor | None = None,
+                         recurrent_mask: Tensor | None = None):
+    """Run :class:`MinimalGRUSequence`: xp (T, B, kH), state (h0, c0), mask (T, B) bool or None
+    -> (outputs c_1..c_T (T, B, H), (h_T, c_T))."""
+    keep = None if mask is None else mask.unsqueeze(-1)
+    out, h, c = MinimalGRUSequence.apply(xp, state[0], state[1], w_hh, keep, recurrent_mask)
+    return out, (h, c)
