@@ -13,7 +13,10 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit.cells import ElmanCell, GRUCell, JordanCell, LSTMCell, MinimalGRUCell
-from rnnkit.layers import Bidirectional, Recurrent
+from rnnkit.layers import KINDS, Bidirectional, Recurrent, make_cell
+
+# kinds whose state is a pair (h, c)
+PAIRED_STATE = {k for k in KINDS if isinstance(make_cell(k, 1, 1).initial_state(1), tuple)}
 
 DT = torch.float64
 TIGHT = {"rtol": 0.0, "atol": 1e-10}  # float64: the two computations are the same arithmetic

@@ -5,10 +5,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layer_refs import TIGHT, assert_tree_close, leaves, randn, random_state, sequences_alone
+from layer_refs import PAIRED_STATE, TIGHT, assert_tree_close, leaves, randn, random_state, sequences_alone
 from rnnkit.layers import KINDS, RNN
 
-PAIRED_STATE = {"lstm", "peephole", "minimal-gru"}
 
 
 @st.composite

@@ -6,14 +6,13 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from layer_refs import (DT, EXACT, RNN_FUSABLE, TIGHT, assert_tree_close, check_gradients, output_and_grads, pad_with,
+from layer_refs import (DT, EXACT, PAIRED_STATE, RNN_FUSABLE, TIGHT, assert_tree_close, check_gradients, output_and_grads, pad_with,
                         randn, random_state, stack_by_hand)
 from rnnkit.layers import KINDS, RNN, Bidirectional, Recurrent
 import rnnkit.layers.fused as fused_module
 
 B, T, FEAT, H = 3, 5, 2, 3
 LENGTHS = [5, 1, 3]
-PAIRED_STATE = {"lstm", "peephole", "minimal-gru"}  # kinds whose state is (h, c)
 
 
 def build(kind, num_layers=2, bidirectional=True, fused="auto", **kw):
@@ -24,7 +23,7 @@ def build(kind, num_layers=2, bidirectional=True, fused="auto", **kw):
 
 
 def test_kinds():
-    assert set(KINDS) == {"rnn", "jordan", "lstm", "peephole", "gru", "gru-cho", "minimal-gru"}
+    assert set(KINDS) == {"rnn", "jordan", "lstm", "peephole", "gru", "gru-cho", "minimal-gru", "layer-norm-lstm"}
 
 
 @pytest.mark.parametrize("fused", ["auto", False])
@@ -181,8 +180,7 @@ def test_gradcheck(kind, fused):
 
 
 def test_unknown_kind():
-    with pytest.raises(ValueError, match=re.escape("RNN: expected kind in ['gru', 'gru-cho', 'jordan', 'lstm', "
-                                                   "'minimal-gru', 'peephole', 'rnn'], got 'LSTM'")):
+    with pytest.raises(ValueError, match=re.escape(f"RNN: expected kind in {sorted(KINDS)}, got 'LSTM'")):
         RNN("LSTM", 2, 3)
 
 

@@ -2,8 +2,9 @@
 from .elman import ElmanCell
 from .gru import GRUCell
 from .jordan import JordanCell
+from .layer_norm_lstm import LayerNormLSTMCell
 from .lstm import LSTMCell
 from .minimal_gru import MinimalGRUCell
 from .protocol import Cell
 
-__all__ = ["Cell", "ElmanCell", "GRUCell", "JordanCell", "LSTMCell", "MinimalGRUCell"]
+__all__ = ["Cell", "ElmanCell", "GRUCell", "JordanCell", "LayerNormLSTMCell", "LSTMCell", "MinimalGRUCell"]

@@ -12,7 +12,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .._checks import (check_dtype_matches, check_positive_int, check_probability, check_sequences, check_state,
                        check_step_input)
-from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, MinimalGRUCell
+from ..cells import ElmanCell, GRUCell, JordanCell, LayerNormLSTMCell, LSTMCell, MinimalGRUCell
 from ..cells.params import joint_gates, small_inference
 from . import fused as kernels
 from .bidirectional import Bidirectional
@@ -30,6 +30,7 @@ KINDS = {
     "gru": (GRUCell, {"reset_after": True}),
     "gru-cho": (GRUCell, {"reset_after": False}),
     "minimal-gru": (MinimalGRUCell, {}),
+    "layer-norm-lstm": (LayerNormLSTMCell, {}),
 }
 
 
