@@ -178,17 +178,32 @@ def test_layer_uses_the_sequence_path_unless_fused_is_false(monkeypatch):
     assert calls == [1]
 
 
-def test_subclasses_callables_and_autocast_fall_back_to_the_loop():
+def test_subclasses_and_callables_fall_back_to_the_loop():
     class MyLSTM(LSTMCell):
         pass
     xs = torch.randn(3, 2, 4)
     assert MyLSTM(4, 5, peephole=True).sequence(xs, (torch.zeros(2, 5), torch.zeros(2, 5))) is None
     jordan = JordanCell(4, 5, activation=torch.nn.functional.softsign)
     assert jordan.sequence(xs, torch.zeros(2, 5)) is None
-    cho = GRUCell(4, 5)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert cho.sequence(xs, torch.zeros(2, 5)) is None
     assert GRUCell(4, 5, reset_after=True).sequence(xs, torch.zeros(2, 5)) is None
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_bf16_autocast_runs_the_sequence_path_as_close_to_float32_as_the_loop(name):
+    cell = make(name, F=8, H=16, dtype=torch.float32)
+    x = torch.randn(4, 12, 8)
+    state = state_for(cell, 4, torch.float32)
+    layer_cell = _only_sequence(cell) if name == "lstm" else cell
+    reference = run_layer(layer_cell, x.requires_grad_(), [12, 9, 5, 1], state, "auto")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = run_layer(layer_cell, x, [12, 9, 5, 1], state, "auto")
+        loop = run_layer(cell, x, [12, 9, 5, 1], state, False)  # autocast over the per-step loop
+    assert low[0].dtype == torch.bfloat16  # outputs in bf16, as torch's kernels under autocast
+    n_state = len(leaves(state))
+    assert all(s.dtype == torch.float32 for s in low[1:1 + n_state])  # the state stays in the layer's precision
+    assert all(g.dtype == torch.float32 for g in low[1 + n_state:])  # gradients in the parameters' dtype
+    for a, b, c in zip(low, reference, loop):  # as close to float32 as autocast's own loop gets, or closer
+        assert (a.float() - b).norm() <= 1.5 * (c.float() - b).norm() + 0.01 * b.norm()
 
 
 def test_outputs_share_no_storage_a_user_can_corrupt():

@@ -85,9 +85,10 @@ class GRUCell(nn.Module):
     def sequence(self, xs: Tensor, h: Tensor, mask: Tensor | None = None, recurrent_mask: Tensor | None = None):
         """All T steps at once for the reset-before form (:mod:`rnnkit.kernels.gru`): xs (T, B, F) ->
         (outputs (T, B, H), h_T). None for the reset-after form, which layers run with torch's kernel."""
-        if self.reset_after or not params.sequence_applies(self, GRUCell, xs):
+        if self.reset_after or not params.sequence_applies(self, GRUCell):
             return None
-        return gru_sequence(params.project_all(self, xs), h, self.weight_hh, mask, recurrent_mask)
+        return params.run_sequence(gru_sequence, params.project_all(self, xs), h, self.weight_hh, mask=mask,
+                                   recurrent_mask=recurrent_mask)
 
     def forward(self, x: Tensor, state: Tensor | None = None):
         return params.checked_step(self, x, state, 1)

@@ -78,10 +78,10 @@ class JordanCell(nn.Module):
         """All T steps at once (:mod:`rnnkit.kernels.jordan`): xs (T, B, F) -> (outputs (T, B, O), y_T).
         None (the per-step loop) for a user's callable activation."""
         acts = (self.activation, self.output_activation)
-        if not (all(a in FORWARD for a in acts) and params.sequence_applies(self, JordanCell, xs)):
+        if not (all(a in FORWARD for a in acts) and params.sequence_applies(self, JordanCell)):
             return None
-        return jordan_sequence(params.project_all(self, xs), y, self.weight_hh, self.weight_ho, self.bias_ho, acts,
-                               mask, recurrent_mask)
+        return params.run_sequence(jordan_sequence, params.project_all(self, xs), y, self.weight_hh, self.weight_ho,
+                                   self.bias_ho, acts, mask=mask, recurrent_mask=recurrent_mask)
 
     def forward(self, x: Tensor, state: Tensor | None = None):
         return params.checked_step(self, x, state, 1)

@@ -83,11 +83,11 @@ class LayerNormLSTMCell(nn.Module):
     def sequence(self, xs: Tensor, state: tuple[Tensor, Tensor], mask: Tensor | None = None,
                  recurrent_mask: Tensor | None = None):
         """All T steps at once (:mod:`rnnkit.kernels.layer_norm_lstm`): xs (T, B, F) -> (outputs (T, B, H), (h_T, c_T))."""
-        if not params.sequence_applies(self, LayerNormLSTMCell, xs):
+        if not params.sequence_applies(self, LayerNormLSTMCell):
             return None
-        return layer_norm_lstm_sequence(self.project_input(xs), state, self.weight_hh,
-                                        (self.norm_hh_weight, self.norm_hh_bias),
-                                        (self.norm_c_weight, self.norm_c_bias), self.eps, mask, recurrent_mask)
+        return params.run_sequence(layer_norm_lstm_sequence, self.project_input(xs), state, self.weight_hh,
+                                   self.norm_hh_weight, self.norm_hh_bias, self.norm_c_weight, self.norm_c_bias,
+                                   eps=self.eps, mask=mask, recurrent_mask=recurrent_mask)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
         return params.checked_step(self, x, state, 2)

@@ -98,10 +98,11 @@ class LSTMCell(nn.Module):
     def sequence(self, xs: Tensor, state: tuple[Tensor, Tensor], mask: Tensor | None = None,
                  recurrent_mask: Tensor | None = None):
         """All T steps at once (:mod:`rnnkit.kernels.lstm`): xs (T, B, F) -> (outputs (T, B, H), (h_T, c_T))."""
-        if not params.sequence_applies(self, LSTMCell, xs):
+        if not params.sequence_applies(self, LSTMCell):
             return None
         peep = torch.stack([self.weight_ci, self.weight_cf, self.weight_co]) if self.peephole else None
-        return lstm_sequence(params.project_all(self, xs), state, self.weight_hh, peep, mask, recurrent_mask)
+        return params.run_sequence(lstm_sequence, params.project_all(self, xs), state, self.weight_hh, peep,
+                                   mask=mask, recurrent_mask=recurrent_mask)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
         return params.checked_step(self, x, state, 2)

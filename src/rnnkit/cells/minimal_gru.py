@@ -81,9 +81,10 @@ class MinimalGRUCell(nn.Module):
     def sequence(self, xs: Tensor, state: tuple[Tensor, Tensor], mask: Tensor | None = None,
                  recurrent_mask: Tensor | None = None):
         """All T steps at once (:mod:`rnnkit.kernels.minimal_gru`): xs (T, B, F) -> (outputs (T, B, H), (h_T, c_T))."""
-        if not params.sequence_applies(self, MinimalGRUCell, xs):
+        if not params.sequence_applies(self, MinimalGRUCell):
             return None
-        return minimal_gru_sequence(params.project_all(self, xs), state, self.weight_hh, mask, recurrent_mask)
+        return params.run_sequence(minimal_gru_sequence, params.project_all(self, xs), state, self.weight_hh,
+                                   mask=mask, recurrent_mask=recurrent_mask)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
         return params.checked_step(self, x, state, 2)

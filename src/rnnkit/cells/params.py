@@ -11,16 +11,14 @@ from .._checks import check_positive_int, check_state, check_step_input
 
 def gate_parameters(module: nn.Module, gates: int, input_size: int, hidden_size: int, recurrent_size: int,
                     bias: bool, device=None, dtype=None) -> None:
-    """Register torch-named weight_ih (gates*H, F), weight_hh (gates*H, R), bias_ih, bias_hh (gates*H,)."""
+    """Register torch-named weight_ih (gates*H, F), weight_hh (gates*H, R), bias_ih, bias_hh (gates*H,).
+    recurrent_size 0: gates that read no state (minGRU, minLSTM), so only weight_ih and bias_ih."""
     kw = {"device": device, "dtype": dtype}
     module.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size, **kw))
-    module.weight_hh = nn.Parameter(torch.empty(gates * hidden_size, recurrent_size, **kw))
-    if bias:
-        module.bias_ih = nn.Parameter(torch.empty(gates * hidden_size, **kw))
-        module.bias_hh = nn.Parameter(torch.empty(gates * hidden_size, **kw))
-    else:
-        module.register_parameter("bias_ih", None)
-        module.register_parameter("bias_hh", None)
+    if recurrent_size:
+        module.weight_hh = nn.Parameter(torch.empty(gates * hidden_size, recurrent_size, **kw))
+    for name in ("bias_ih", "bias_hh") if recurrent_size else ("bias_ih",):
+        module.register_parameter(name, nn.Parameter(torch.empty(gates * hidden_size, **kw)) if bias else None)
 
 
 def uniform_(module: nn.Module, hidden_size: int) -> None:
@@ -34,7 +32,7 @@ def uniform_(module: nn.Module, hidden_size: int) -> None:
 def zeros(module: nn.Module, batch_size: int, size: int, count: int, device=None, dtype=None):
     """count zero tensors (B, size) on the module's device and dtype (or the ones given)."""
     check_positive_int(type(module).__name__, "batch_size", batch_size)
-    ref = module.weight_hh
+    ref = module.weight_ih
     kw = {"device": device or ref.device, "dtype": dtype or ref.dtype}
     states = tuple(torch.zeros(batch_size, size, **kw) for _ in range(count))
     return states[0] if count == 1 else states
@@ -101,10 +99,37 @@ def project_all(module: nn.Module, xs):
     return torch.nn.functional.linear(xs, module.weight_ih, bias)
 
 
-def sequence_applies(cell: nn.Module, cls: type, xs) -> bool:
-    """Whether a cell's whole-sequence path may run: exactly this class (a subclass may change the step)
-    and no autocast (the paths compute in the input's dtype)."""
-    return type(cell) is cls and not torch.is_autocast_enabled(xs.device.type)
+def sequence_applies(cell: nn.Module, cls: type) -> bool:
+    """Whether a cell's whole-sequence path may run: exactly this class (a subclass may change the step)."""
+    return type(cell) is cls
+
+
+def run_sequence(fn, xp, state, *tensors, **kwargs):
+    """``fn(xp, state, *tensors, **kwargs)`` in xp's dtype, with autocast off inside.
+
+    Under autocast (``--precision bf16``) the input products xp come out in the low-precision dtype; the
+    state and the weights are then cast to it too, so the whole sequence runs in bf16 as torch's own
+    LSTM kernel does under autocast (outputs in bf16). The final state is handed back in the dtype the
+    state came in, the precision the layer keeps its state in.
+    """
+    dtype = xp.dtype
+
+    def cast(t):
+        return t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != dtype else t
+    states = state if isinstance(state, tuple) else (state,)
+    with torch.autocast(xp.device.type, enabled=False):
+        out, final = fn(xp, tuple(map(cast, states)) if isinstance(state, tuple) else cast(state),
+                        *map(cast, tensors), **{k: cast(v) for k, v in kwargs.items()})
+    finals = final if isinstance(final, tuple) else (final,)
+    finals = tuple(f.to(s.dtype) for f, s in zip(finals, states))
+    return out, (finals if isinstance(final, tuple) else finals[0])
+
+
+def recurrent_size(cell: nn.Module) -> int:
+    """R, the width of the state a cell reads: weight_hh's columns, or hidden_size for gates that read no
+    state (minGRU, minLSTM have no weight_hh)."""
+    w = getattr(cell, "weight_hh", None)
+    return cell.hidden_size if w is None else w.shape[1]
 
 
 def checked_step(cell: nn.Module, x, state, count: int):
@@ -113,7 +138,7 @@ def checked_step(cell: nn.Module, x, state, count: int):
     check_step_input(owner, x, cell.input_size)
     if state is None:
         state = cell.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-    check_state(owner, state, [(x.shape[0], cell.weight_hh.shape[1])] * count, x)
+    check_state(owner, state, [(x.shape[0], recurrent_size(cell))] * count, x)
     state = state if count == 1 else tuple(state)
     if hasattr(cell, "update") and small_inference(cell, x.shape[0]):  # generation: one product per step
         return cell.update(joint_gates(cell, x, state if count == 1 else state[0]), state)

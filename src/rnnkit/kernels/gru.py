@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .lstm import tanh_
+from .pointwise import tanh_
 
 
 def reset_candidate(xp_g: Tensor, r: Tensor, hr: Tensor, w_g_t: Tensor, rh: Tensor, out: Tensor) -> Tensor:

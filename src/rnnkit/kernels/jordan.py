@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .lstm import tanh_
+from .pointwise import tanh_
 
 FORWARD = {"tanh": tanh_, "sigmoid": torch.sigmoid_, "relu": torch.relu_, "identity": lambda x: x}
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .lstm import tanh_
+from .pointwise import accumulator_like, tanh_
 
 _ln_backward = torch.ops.aten.native_layer_norm_backward
 
@@ -62,7 +62,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         d_acts, d_rs = torch.empty_like(acts), torch.empty_like(rs)
         dh, dh_rec, dc = torch.empty_like(d_hT), d_hT.clone(), d_cT.clone()
         d_ln_c, k, one = torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
-        d_g_h, d_b_h, d_g_c, d_b_c = (torch.zeros_like(p) for p in (g_h, b_h, g_c, b_c))
+        d_g_h, d_b_h, d_g_c, d_b_c = (accumulator_like(p) for p in (g_h, b_h, g_c, b_c))
         everything = [True, True, True]
         for t in range(T - 1, -1, -1):
             i, f, g, o = acts[t, :, :H], acts[t, :, H:2 * H], acts[t, :, 2 * H:3 * H], acts[t, :, 3 * H:]
@@ -95,14 +95,15 @@ class LayerNormLSTMSequence(torch.autograd.Function):
                 dc.add_(hold_c)
         h_prev = hs[:-1] if hrs is None else hrs
         d_w = d_rs.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
-        return d_acts, dh_rec, dc, d_w, d_g_h, d_b_h, d_g_c, d_b_c, None, None, None
+        d_norms = (d.to(p.dtype) for d, p in zip((d_g_h, d_b_h, d_g_c, d_b_c), (g_h, b_h, g_c, b_c)))
+        return d_acts, dh_rec, dc, d_w, *d_norms, None, None, None
 
 
-def layer_norm_lstm_sequence(xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, norm_h: tuple[Tensor, Tensor],
-                             norm_c: tuple[Tensor, Tensor], eps: float, mask: Tensor | None = None,
+def layer_norm_lstm_sequence(xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, g_h: Tensor, b_h: Tensor,
+                             g_c: Tensor, b_c: Tensor, *, eps: float, mask: Tensor | None = None,
                              recurrent_mask: Tensor | None = None):
-    """Run :class:`LayerNormLSTMSequence`: xp (T, B, 4H), state (h0, c0), norm_h / norm_c (γ, β), mask (T, B)
-    bool or None -> (outputs (T, B, H), (h_T, c_T))."""
+    """Run :class:`LayerNormLSTMSequence`: xp (T, B, 4H), state (h0, c0), γ_h, β_h (4H,), γ_c, β_c (H,),
+    mask (T, B) bool or None -> (outputs (T, B, H), (h_T, c_T))."""
     keep = None if mask is None else mask.unsqueeze(-1)
-    out, h, c = LayerNormLSTMSequence.apply(xp, state[0], state[1], w_hh, *norm_h, *norm_c, eps, keep, recurrent_mask)
+    out, h, c = LayerNormLSTMSequence.apply(xp, state[0], state[1], w_hh, g_h, b_h, g_c, b_c, eps, keep, recurrent_mask)
     return out, (h, c)

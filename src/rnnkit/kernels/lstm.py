@@ -31,6 +31,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .pointwise import accumulator_like, tanh_
+
 
 class LSTMSequence(torch.autograd.Function):
     """(xp (T, B, 4H), h0, c0 (B, H), w_hh (4H, H), peep (3, H) | None, keep (T, B, 1) | None,
@@ -78,7 +80,7 @@ class LSTMSequence(torch.autograd.Function):
         d_acts = torch.empty_like(acts)
         dh, dh_rec, dc = torch.empty_like(d_hT), d_hT.clone(), d_cT.clone()
         k, one = torch.empty_like(dh), dh.new_ones(())
-        d_peep = None if peep is None else torch.zeros_like(peep)  # accumulated per step, in cache
+        d_peep = None if peep is None else accumulator_like(peep)  # summed step by step, in cache
         for t in range(T - 1, -1, -1):
             i, f, g, o = acts[t, :, :H], acts[t, :, H:2 * H], acts[t, :, 2 * H:3 * H], acts[t, :, 3 * H:]
             da_i, da_f, da_g, da_o = d_acts[t].chunk(4, dim=1)
@@ -108,15 +110,7 @@ class LSTMSequence(torch.autograd.Function):
                 dc.add_(hold_c)
         h_prev = hs[:-1] if hrs is None else hrs
         d_w = d_acts.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
-        return d_acts, dh_rec, dc, d_w, d_peep, None, None
-
-
-def tanh_(x: Tensor, sigmoid_too: Tensor | None = None) -> Tensor:
-    """tanh in place as 2 σ(2x) − 1: on this project's CPUs torch's tanh costs 3–4x its sigmoid.
-    ``sigmoid_too``, a row slice of the same gate matrix that contains x, gets σ in the same pass."""
-    x.mul_(2)
-    (x if sigmoid_too is None else sigmoid_too).sigmoid_()
-    return x.mul_(2).sub_(1)
+        return d_acts, dh_rec, dc, d_w, None if d_peep is None else d_peep.to(peep.dtype), None, None
 
 
 def lstm_sequence(xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, peep: Tensor | None = None,

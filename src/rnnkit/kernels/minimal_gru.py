@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .gru import reset_candidate, reset_candidate_backward
-from .lstm import tanh_
+from .pointwise import tanh_
 
 
 class MinimalGRUSequence(torch.autograd.Function):
