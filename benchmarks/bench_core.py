@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import os
 import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import torch
@@ -50,6 +50,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import rnnkit as rk
+from rnnkit.bench.rows import Outputs
+from rnnkit.bench.timing import cpu_model, fmt_int, load_average, measure, train_step
+from rnnkit.bench.timing import paired_ratio as _paired_ratio
 
 TARGET = 0.95  # rnnkit's fused path vs the raw torch kernel
 
@@ -57,17 +60,6 @@ TARGET = 0.95  # rnnkit's fused path vs the raw torch kernel
 # --------------------------------------------------------------------------------------------------
 # Models under test: each is an nn.Module whose forward(x) returns outputs (B, T, H).
 # --------------------------------------------------------------------------------------------------
-
-class Outputs(nn.Module):
-    """A recurrent layer (torch's nn.LSTM/nn.GRU or rnnkit's RNN) returning only its outputs."""
-
-    def __init__(self, rnn: nn.Module):
-        super().__init__()
-        self.rnn = rnn
-
-    def forward(self, x):
-        return self.rnn(x)[0]
-
 
 class LSTMCellLoop(nn.Module):
     """What a user writes without a toolkit: a Python loop over torch.nn.LSTMCell."""
@@ -97,6 +89,7 @@ class Entry:
     target: float | None = None                          # minimum ratio vs baselines[0], if any
     step_times: list[float] = field(default_factory=list)
     iters: int = 1
+    step: Callable[[], None] | None = field(default=None, repr=False)  # one training step, bound in main()
 
 
 def build_entries(F_: int, H: int) -> list[Entry]:
@@ -261,69 +254,16 @@ def verify(seed: int = 0) -> list[str]:
 # Timing.
 # --------------------------------------------------------------------------------------------------
 
-def train_step(module: nn.Module, x: torch.Tensor, target: torch.Tensor) -> None:
-    module.zero_grad(set_to_none=True)
-    out = module(x)
-    F.mse_loss(out, target).backward()
-
-
-def time_steps(module: nn.Module, x, target, iters: int) -> float:
-    """Seconds per training step, averaged over iters back-to-back steps."""
-    start = time.perf_counter()
-    for _ in range(iters):
-        train_step(module, x, target)
-    return (time.perf_counter() - start) / iters
-
-
-def measure(entries: list[Entry], x, target, *, repeats: int, warmup: int, min_time: float,
-            log: Callable[[str], None]) -> None:
-    for e in entries:
-        e.module.train()
-        t0 = time.perf_counter()
-        for _ in range(warmup):
-            train_step(e.module, x, target)
-        # calibrate: one more step, timed alone
-        one = time_steps(e.module, x, target, 1)
-        e.iters = max(1, math.ceil(min_time / one))
-        log(f"  warm-up {e.key:<17} {time.perf_counter() - t0:6.2f}s  (step {one * 1e3:8.1f} ms, "
-            f"{e.iters} step(s) per round)")
-    for r in range(repeats):
-        order = entries if r % 2 == 0 else entries[::-1]  # alternate, so drift hits both sides alike
-        for e in order:
-            e.step_times.append(time_steps(e.module, x, target, e.iters))
-        log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{e.key} {e.step_times[-1] * 1e3:.0f}ms" for e in entries))
-
+# The loop itself (warm-up, calibration, interleaved rounds) is rnnkit.bench.timing's, shared with `rnnkit bench`.
 
 def paired_ratio(cand: Entry, base: Entry) -> float:
     """Median over rounds of base_time / cand_time (> 1: the candidate is faster)."""
-    return statistics.median(b / c for b, c in zip(base.step_times, cand.step_times))
+    return _paired_ratio(cand.step_times, base.step_times)
 
 
 # --------------------------------------------------------------------------------------------------
 # Report.
 # --------------------------------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def fmt_int(v: float) -> str:
-    return f"{v:,.0f}"
-
-
-def load_average() -> str:
-    try:
-        return "{:.1f}".format(os.getloadavg()[0])
-    except (AttributeError, OSError):
-        return "n/a"
-
 
 def report(entries: list[Entry], args, tokens: int, verified: list[str], runtime: float,
            load_start: str) -> str:
@@ -441,7 +381,10 @@ def main(argv=None) -> int:
     target = torch.randn(args.batch, args.steps, args.hidden)
     log(f"timing {len(entries)} models at B={args.batch} T={args.steps} F={args.input} H={args.hidden}, "
         f"threads {torch.get_num_threads()}")
-    measure(entries, x, target, repeats=args.repeats, warmup=args.warmup, min_time=args.min_time, log=log)
+    for e in entries:
+        e.module.train()
+        e.step = partial(train_step, e.module, x, target)
+    measure(entries, repeats=args.repeats, warmup=args.warmup, min_time=args.min_time, log=log)
     text = report(entries, args, args.batch * args.steps, verified, time.perf_counter() - start,
                   load_start)
     print(text, end="")

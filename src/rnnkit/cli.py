@@ -1174,6 +1174,36 @@ def export_command(
                + (f"; copied {', '.join(result['files'])}" if result["files"] else ""))
 
 
+@app.command("bench")
+def bench_command(
+    quick: bool = typer.Option(False, "--quick", help="One small shape (B=16, T=50, H=128), short rounds, one "
+                                                      "thread unless --threads: under a minute on 2 cores."),
+    threads: Optional[int] = typer.Option(None, help="torch.set_num_threads(N) for every row and the GEMM peak "
+                                                     "(default: torch's own; 1 with --quick)."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Also write the report to this file."),
+    kinds: Optional[str] = typer.Option(None, help=f"Comma-separated subset of the cell kinds (default all: "
+                                                   f"{','.join(KINDS)})."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    tiny: bool = typer.Option(False, "--tiny", hidden=True, help="Toy shapes, one round: for the tests."),
+):
+    """Training throughput of every cell kind vs torch's kernels, a Python loop, NumPy and Keras; BPTT memory vs T.
+
+    The report (Markdown) goes to stdout, progress to stderr.
+    """
+    from .bench import BenchConfig, run_bench
+
+    overrides = {"device": device} if threads is None else {"device": device, "threads": threads}
+    if kinds is not None:
+        overrides["kinds"] = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    config = BenchConfig.preset("tiny" if tiny else "quick" if quick else "full", **overrides).check()
+    if markdown is not None and not markdown.parent.is_dir():
+        raise ValueError(f"rnnkit bench: --markdown {markdown}: folder {markdown.parent} does not exist")
+    text = run_bench(config, log=lambda message: typer.echo(message, err=True))
+    typer.echo(text, nl=False)
+    if markdown is not None:
+        markdown.write_text(text, encoding="utf-8")
+
+
 data_app = typer.Typer(help="Data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
