@@ -4,7 +4,8 @@ from .gru import GRUCell
 from .jordan import JordanCell
 from .layer_norm_lstm import LayerNormLSTMCell
 from .lstm import LSTMCell
+from .min_rnn import MinGRUCell, MinLSTMCell
 from .minimal_gru import MinimalGRUCell
 from .protocol import Cell
 
-__all__ = ["Cell", "ElmanCell", "GRUCell", "JordanCell", "LayerNormLSTMCell", "LSTMCell", "MinimalGRUCell"]
+__all__ = ["Cell", "ElmanCell", "GRUCell", "JordanCell", "LayerNormLSTMCell", "LSTMCell", "MinGRUCell", "MinLSTMCell", "MinimalGRUCell"]

@@ -83,6 +83,10 @@ class Recurrent(nn.Module):
         if fused is True and recurrent_dropout > 0:
             raise ValueError("Recurrent: recurrent_dropout needs the explicit path, got fused=True; "
                              "use fused='auto' or False")
+        if recurrent_dropout > 0 and hasattr(cell, "step") and not hasattr(cell, "weight_hh"):
+            raise ValueError(f"Recurrent: recurrent_dropout drops h_(t-1) inside the recurrent products, and "
+                             f"{type(cell).__name__} has none (its gates read only x_t); expected recurrent_dropout=0, "
+                             f"got {recurrent_dropout}")
         if recurrent_dropout > 0 and not (hasattr(cell, "step") and hasattr(cell, "project_input")):
             raise TypeError(f"Recurrent: recurrent_dropout needs a cell with project_input(x) and "
                             f"step(xp, state, recurrent_mask); {type(cell).__name__} lacks them")

@@ -12,7 +12,8 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .._checks import (check_dtype_matches, check_positive_int, check_probability, check_sequences, check_state,
                        check_step_input)
-from ..cells import ElmanCell, GRUCell, JordanCell, LayerNormLSTMCell, LSTMCell, MinimalGRUCell
+from ..cells import (ElmanCell, GRUCell, JordanCell, LayerNormLSTMCell, LSTMCell, MinGRUCell, MinimalGRUCell,
+                     MinLSTMCell)
 from ..cells.params import joint_gates, small_inference
 from . import fused as kernels
 from .bidirectional import Bidirectional
@@ -31,6 +32,8 @@ KINDS = {
     "gru-cho": (GRUCell, {"reset_after": False}),
     "minimal-gru": (MinimalGRUCell, {}),
     "layer-norm-lstm": (LayerNormLSTMCell, {}),
+    "min-gru": (MinGRUCell, {}),
+    "min-lstm": (MinLSTMCell, {}),
 }
 
 
@@ -58,7 +61,9 @@ class RNN(nn.Module):
 
     ``kind`` is one of ``rnn`` (Elman; ``activation="relu"`` for a ReLU RNN), ``jordan``, ``lstm``,
     ``peephole`` (LSTM with peepholes), ``gru`` (reset-after form, torch/cuDNN), ``gru-cho`` (Cho et al.'s
-    reset-before form of the lectures), ``minimal-gru`` (lecture 001; ``reset_gate=True`` for two gates).
+    reset-before form of the lectures), ``minimal-gru`` (lecture 001; ``reset_gate=True`` for two gates),
+    ``min-gru`` and ``min-lstm`` (Feng et al. 2024: gates from x_t only, run as one scan,
+    ``mode="auto"`` / ``"sequential"`` / ``"parallel"``; no recurrent dropout).
 
     The module is a :class:`Stacked` of :class:`Recurrent` or :class:`Bidirectional` layers (``self.stack``),
     so every cell is reachable as e.g. ``rnn.stack.layers[0].forward_layer.cell``. When every cell has a torch
