@@ -1068,15 +1068,30 @@ def generate(
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A trained run directory."),
-    data: Optional[Path] = typer.Option(None, help="Text to evaluate on (default: the run's validation text)."),
+    data: Optional[Path] = typer.Option(None, help="Text to evaluate on (default: the run's validation text); for a "
+                                        "music run, another piano-roll file whose test split to score."),
     batch_size: Optional[int] = typer.Option(None, help="Parallel streams (default: the training batch size)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
     """Loss (nats), bits per character/word and perplexity of a trained language model; the test report
-    of an adding / copy / pattern, ntm, act or babi run (on the test set the run was made with)."""
-    from .tasks import act, babi, memory, ntm
+    of an adding / copy / pattern, ntm, act, babi, captions, vqa, mdlstm, han or music run (on the test set the
+    run was made with, from its best weights)."""
+    from .tasks import act, babi, captions, han, mdlstm, memory, music, ntm, vqa
 
     task = checkpoint.run_task(run_dir)
+    held_out = {"captions": "the test images it was made with", "vqa": "its own generated test questions",
+                "mdlstm": "its own test split (digits or generated scenes)", "han": "the test fold of its reviews",
+                "music": "the test split of its piano-roll file (or of --data, another one)"}
+    if task in held_out:
+        unused = [name for name, value in (("--data", None if task == "music" else data), ("--batch-size", batch_size))
+                  if value is not None]
+        if unused:
+            raise ValueError(f"{run_dir}: this {task} run is evaluated on {held_out[task]}; {' and '.join(unused)} "
+                             f"{'does' if len(unused) == 1 else 'do'} not apply")
+        module = {"captions": captions, "vqa": vqa, "mdlstm": mdlstm, "han": han, "music": music}[task]
+        extra = {"data": data} if task == "music" else {}
+        typer.echo(module.describe(module.evaluate_run(run_dir, device=device, **extra)))
+        return
     if task in ("ntm", "act", "babi") or memory.is_run(run_dir):
         if data is not None or batch_size is not None:
             held_out = "its bAbI task's test file" if task == "babi" else "its own generated test set"
@@ -1253,15 +1268,30 @@ MDLSTM_OPTIONS = [
     _option("layers", 1, int, "MDLSTM layers."),
     _option("directions", 4, int, "Scan directions: 4 (every corner), 2 (top-left, bottom-right) or 1."),
     _option("dropout", 0.0, float, "Dropout between layers and before the dense layer."),
+    _option("segment", False, bool, "Per-pixel segmentation of generated scenes (background, circle, square, "
+            "triangle) instead of digit classification."),
+    _option("image_size", 32, int, "--segment: scene side in pixels (a multiple of --patch)."),
+    _option("train_size", 20_000, int, "--segment: generated scenes for training."),
+    _option("valid_size", 500, int, "--segment: generated scenes for validation (keep-best)."),
+    _option("test_size", 1_000, int, "--segment: generated scenes for the test report, never trained on."),
+    _option("max_shapes", 3, int, "--segment: at most this many shapes per scene (1-3)."),
+    _option("data_seed", 0, int, "--segment: seed of the generated scenes (--seed seeds the training)."),
 ]
+
+MDLSTM_SCENE_DEFAULTS = {"image_size": 32, "train_size": 20_000, "valid_size": 500, "test_size": 1_000,
+                         "max_shapes": 3, "data_seed": 0}
 
 
 def _run_mdlstm(o: dict) -> None:
     from .tasks import mdlstm
 
+    options = {k: o[k] for k in ("patch", "hidden", "layers", "directions", "dropout")}
+    if o["segment"]:
+        _run_mdlstm_segment(o, options)
+        return
+    _refuse_unused(o, MDLSTM_SCENE_DEFAULTS, "applies to --segment (the generated scenes)")
     task = mdlstm.MDLSTMTask(data=o["data"] and str(o["data"].resolve()))
     out, cfg, command = _whole_sequence_run("mdlstm", o, unit="image")
-    options = {k: o[k] for k in ("patch", "hidden", "layers", "directions", "dropout")}
     result = mdlstm.train(task, options, cfg, out, resume=o["resume"], resume_command=command)
     if os.environ.get("RANK", "0") != "0":
         return
@@ -1272,6 +1302,36 @@ def _run_mdlstm(o: dict) -> None:
                f"grid of {o['patch']}x{o['patch']} patches; "
                + ", ".join(f"{name} {s['examples']:,}" for name, s in result["data"].items()))
     _classifier_reports(result, out)
+
+
+def _run_mdlstm_segment(o: dict, options: dict) -> None:
+    from .tasks import mdlstm
+
+    if o["data"] is not None:
+        raise ValueError(f"train mdlstm --segment: the scenes are generated from --data-seed; --data is not used "
+                         f"(got {o['data']})")
+    task = mdlstm.SegmentTask(**{k: o[k] for k in MDLSTM_SCENE_DEFAULTS})
+    mdlstm.segment_config(task, options)  # checked before anything is written
+    out, cfg, _ = _whole_sequence_run("mdlstm", o, unit="image")
+    command = f"rnnkit train mdlstm --segment --out {out} --resume"
+    result = mdlstm.train_segment(task, options, cfg, out, resume=o["resume"], resume_command=command)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    data, (gh, gw), speed = result["data"], result["grid"], result["speed"]
+    typer.echo(f"data: {result['task']} as a {gh}x{gw} grid of {o['patch']}x{o['patch']} patches; train "
+               f"{data['train']:,}, valid {data['valid']:,}, test {data['test']:,} scenes; {result['parameters']:,} "
+               "parameters")
+    best = f"step {result['best_step']} of {result['step']}" if result["best_step"] else f"step {result['step']}"
+    valid = result["valid"]
+    typer.echo(f"the model with the lowest validation loss ({best}): valid pixel accuracy "
+               f"{valid['pixel_accuracy']:.2%}, mean IoU {valid['mean_iou']:.4f}")
+    typer.echo(mdlstm.describe(result["test"]))
+    if speed["train_images_per_s"] is not None:
+        typer.echo(f"speed: training {speed['train_images_per_s']:,.1f} images/s ({speed['train_pixels_per_s']:,.0f} "
+                   f"pixels/s), test inference {speed['test_images_per_s']:,.1f} images/s, on {speed['device']} with "
+                   f"{speed['threads']} thread(s); {result['seconds']:.0f} s in all")
+    typer.echo(f"image, true and predicted labels of {min(mdlstm.PLOTTED, data['test'])} test scenes: "
+               f"{Path(out) / 'segmentation_test.png'}")
 
 
 HAN_OPTIONS = [
@@ -1380,7 +1440,8 @@ def sample_music_command(
 
 
 _train_command("mdlstm", "MNIST with a 4-direction multi-dimensional LSTM (Graves et al. 2007, lecture 004). --data DIR: "
-               "MNIST's IDX files; without it, scikit-learn's bundled 8x8 digits.", MDLSTM_OPTIONS, _run_mdlstm)
+               "MNIST's IDX files; without it, scikit-learn's bundled 8x8 digits. --segment: label every pixel of "
+               "generated scenes instead (pixel accuracy, mean IoU).", MDLSTM_OPTIONS, _run_mdlstm)
 _train_command("han", "Hierarchical attention network (Yang et al. 2016) on Pang & Lee's movie reviews. --data: "
                "review_polarity.tar.gz.", HAN_OPTIONS, _run_han)
 _train_command("music", "Polyphonic music next-frame model (Boulanger-Lewandowski 2012; Bai et al. 2018): frame NLL. "

@@ -118,6 +118,14 @@ def test_cli_train_resume_html_and_inspect(tmp_path):
     report = json.loads((out / "metrics_test.json").read_text())
     assert report["accuracy"] == 1.0, first.stdout  # the two words decide it
     cli("train", "han", "--data", data, "--out", out, "--steps", 35, "--eval-every", 15, "--resume", *TINY)
+    report = json.loads((out / "metrics_test.json").read_text())
+    assert han.evaluate_run(out) == report  # the best weights on the same test fold: the same report
+    assert han.evaluate_run(out, split="valid") == json.loads((out / "metrics_valid.json").read_text())
+    shown = cli("evaluate", out).stdout
+    assert shown.strip() == han.describe(report) and shown.startswith("test: accuracy 1.0000, macro F1 1.0000 on 2 "
+                                                                      "reviews")
+    one_line_error(cli("evaluate", out, "--data", data, ok=False), "han run is evaluated on the test fold of its "
+                   "reviews; --data does not apply")
     doc = tmp_path / "doc.txt"
     doc.write_text("it was a great wonderful film .\nloved it .\n")
     result = cli("han-attention", out, doc, "--html", tmp_path / "doc.html")

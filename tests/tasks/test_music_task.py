@@ -83,7 +83,14 @@ def test_cli_train_resume_and_sample(tmp_path):
     resumed = cli("train", "music", "--data", data, "--out", out, "--steps", 10, "--eval-every", 3, "--resume", *TINY)
     assert "of 10)" in resumed.stdout or "step 10" in resumed.stdout
     saved = json.loads((out / "metrics_test.json").read_text())
-    assert music.evaluate_run(out) == pytest.approx(saved["test_nll"], rel=1e-5)
+    again = music.evaluate_run(out)  # the best weights on the same test pieces: the same number
+    assert again["nll"] == saved["test_nll"] and (again["pieces"], again["split"]) == (3, "test")
+    assert music.evaluate_run(out, split="valid")["nll"] == saved["valid_nll"]
+    assert cli("evaluate", out).stdout.strip() == music.describe(again)
+    other = cli("evaluate", out, "--data", _write_mat(tmp_path / "other.mat", n=(2, 2, 4))).stdout
+    assert "test NLL" in other and "on 4 pieces" in other and "other.mat" in other
+    one_line_error(cli("evaluate", out, "--batch-size", 4, ok=False), "music run is evaluated on",
+                   "--batch-size does not apply")
     result = cli("sample-music", out, tmp_path / "new.mid", "--length", 8, "--seed", 3)
     assert "new.mid: 9 frames" in result.stdout
     again = cli("sample-music", out, tmp_path / "again.mid", "--length", 8, "--seed", 3)

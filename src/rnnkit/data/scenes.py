@@ -26,6 +26,9 @@ square ?``                                 its left (the nearest one)
 ``how many squares are there ?``           always                                  ``zero`` .. ``three``
 =========================================  ======================================  ==================
 
+**Per-pixel labels** for segmentation (`rnnkit train mdlstm --segment`, lecture 004's MDLSTM): each pixel is
+``background``, ``circle``, ``square`` or ``triangle`` (:func:`label_mask`, drawn with the masks :func:`draw` paints).
+
 **Your own images** (:func:`read_image_folder`): a folder of images (any format PIL reads) and a captions
 file with one ``image<TAB>caption`` (or ``image,caption``) line per caption; an image may have several
 captions (Flickr8k's ``name.jpg#0`` suffixes are accepted). Images are converted to RGB and resized to the
@@ -150,6 +153,19 @@ def draw(scene: Scene, size: int, rng: random.Random | None = None) -> np.ndarra
     for s in scene.shapes:
         image[_mask(s.kind, round(SIZES[s.size] * size), size, s.x, s.y)] = COLOURS[s.colour]
     return np.clip(image, 0, 255).astype(np.uint8).transpose(2, 0, 1)
+
+
+SEGMENT_CLASSES = ("background", *SHAPES)  # the per-pixel labels of label_mask: 0 the canvas, 1 + SHAPES.index(kind)
+
+
+def label_mask(scene: Scene, size: int) -> np.ndarray:
+    """The scene's per-pixel labels as a (S, S) uint8 array: 0 for the canvas, ``1 + SHAPES.index(kind)`` for the
+    pixels of a shape (:data:`SEGMENT_CLASSES`). The masks are :func:`draw`'s own, painted in its order, so a pixel
+    has label k > 0 exactly when ``draw`` paints it with the colour of a shape of kind k."""
+    labels = np.zeros((size, size), dtype=np.uint8)
+    for s in scene.shapes:
+        labels[_mask(s.kind, round(SIZES[s.size] * size), size, s.x, s.y)] = 1 + SHAPES.index(s.kind)
+    return labels
 
 
 def generate_scenes(n: int, *, size: int = 32, seed: int = 0, max_shapes: int = 3, name: str = "scenes"

@@ -180,8 +180,9 @@ def model_config(vocab: Vocab, task: CaptionsTask, model_cfg: dict) -> Captioner
 def train(task: CaptionsTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool = False,
           resume_command: str | None = None, beam: int = 1) -> dict:
     """Train a Captioner into the run directory ``out``; score the best weights on the test images (greedy, or
-    beam search with ``beam`` > 1). model_cfg: CaptionerConfig fields except vocabulary, ids and image size.
-    Returns {"task", "data", "vocabulary", "parameters", "step", "seconds", "valid", "test"}."""
+    beam search with ``beam`` > 1 and greedy beside it under "greedy"). model_cfg: CaptionerConfig fields except
+    vocabulary, ids and image size. Returns {"task", "data", "vocabulary", "parameters", "step", "seconds",
+    "valid", "test" (see :func:`score_test_set`)}."""
     if cfg.bptt is not None or cfg.stateful:
         raise ValueError("captions: every caption is one sequence, trained whole; --bptt does not apply")
     out = Path(out)
@@ -217,7 +218,8 @@ def train(task: CaptionsTask, model_cfg: dict, cfg: TrainConfig, out, *, resume:
     if best.exists():
         checkpoint.load_model(best, trainer.raw_model)
     model = trainer.raw_model.eval()
-    test = score(model, vocab, processing, splits["test"], beam=beam, max_len=longest + 5, device=trainer.device)
+    test = score_test_set(model, vocab, processing, splits["test"], beam=beam, max_len=longest + 5,
+                       device=trainer.device)
     hypotheses = test.pop("hypotheses")
     lines = ["image\treference\tcaption"] + [f"{n}\t{' | '.join(refs)}\t{h}" for n, refs, h in
                                              zip(splits["test"].names, splits["test"].captions, hypotheses)]
@@ -264,9 +266,20 @@ def score(model, vocab: Vocab, processing: Processing, data: CaptionedImages, *,
     refs = [[processing.join(processing.tokens(c)) for c in caps] for caps in data.captions]
     most = max(len(r) for r in refs)
     streams = [[r[k] if k < len(r) else r[0] for r in refs] for k in range(most)]  # a repeated reference adds nothing
-    return {"images": len(data), "decoding": f"beam {beam}" if beam > 1 else "greedy",
+    return {"images": len(data), "decoding": f"beam {beam}" if beam > 1 else "greedy", "beam": beam,
             "bleu": sacrebleu.corpus_bleu(hyps, streams).score,
             "exact_match": sum(h in r for h, r in zip(hyps, refs)) / len(data), "hypotheses": hyps}
+
+
+def score_test_set(model, vocab: Vocab, processing: Processing, data: CaptionedImages, *, beam: int = 1,
+                max_len: int = 30, device="cpu") -> dict:
+    """The run's test report, :func:`score` with ``beam``; a beam search (beam > 1) has greedy decoding's BLEU and
+    exact match beside it under "greedy". "hypotheses" holds the captions of ``beam``."""
+    report = score(model, vocab, processing, data, beam=beam, max_len=max_len, device=device)
+    if beam > 1:
+        greedy = score(model, vocab, processing, data, beam=1, max_len=max_len, device=device)
+        report["greedy"] = {"bleu": greedy["bleu"], "exact_match": greedy["exact_match"]}
+    return report
 
 
 # ----- a trained run --------------------------------------------------------------------------------------
@@ -282,6 +295,33 @@ def load(run_dir, *, best: bool = True, device="cpu") -> tuple[Captioner, Vocab,
         raise checkpoint.CheckpointError(f"{run_dir}: vocab.json has {len(vocab)} tokens but the model expects "
                                          f"{model.config.vocab_size}")
     return model.to(device).eval(), vocab, config
+
+
+def tested_beam(run_dir) -> int:
+    """The beam width of a run's test report (metrics_test.json; "decoding" for reports without "beam"), 1 when
+    the run has none yet."""
+    path = Path(run_dir) / "metrics_test.json"
+    if not path.is_file():
+        return 1
+    report = checkpoint.read_json(path)
+    if "beam" in report:
+        return int(report["beam"])
+    decoding = str(report.get("decoding", "greedy"))
+    return int(decoding.split()[1]) if decoding.startswith("beam ") else 1
+
+
+def evaluate_run(run_dir, *, beam: int | None = None, device="cpu") -> dict:
+    """The test report of a run's best weights on the test images it was made with (the same generated scenes, or
+    the same split of its image folder): BLEU and exact match, with ``beam`` (default: the beam of the run's own
+    test report), and greedy beside a beam search. Equal to the run's metrics_test.json."""
+    model, vocab, config = load(run_dir, device=device)
+    task = CaptionsTask(**config["data"])
+    beam = tested_beam(run_dir) if beam is None else check_positive_int("captions", "beam", beam)
+    test = read_splits(task)["test"]
+    report = score_test_set(model, vocab, task.processing, test, beam=beam,
+                         max_len=int(config.get("max_caption_len", 30)) + 5, device=device)
+    report.pop("hypotheses")
+    return report
 
 
 def caption(run_dir, images: list, *, beam: int = 5, length_penalty: float = 1.0, max_len: int | None = None,
@@ -366,10 +406,15 @@ def plot_image_attention(image: np.ndarray, weights, words: list[str], path, *, 
 
 
 def describe(report: dict) -> str:
-    test = report["test"]
-    return (f"test ({test['decoding']}, {test['images']:,} images): exact match {test['exact_match']:.4f}, "
+    """One line from the report of :func:`train` or the test report of :func:`evaluate_run`: ``test (beam 5, 1,000
+    images): exact match 0.9570, BLEU 97.12; greedy: exact match 0.9480, BLEU 96.80``."""
+    test = report["test"] if "test" in report else report
+    line = (f"test ({test['decoding']}, {test['images']:,} images): exact match {test['exact_match']:.4f}, "
             f"BLEU {test['bleu']:.2f}")
+    if "greedy" in test:
+        line += f"; greedy: exact match {test['greedy']['exact_match']:.4f}, BLEU {test['greedy']['bleu']:.2f}"
+    return line
 
 
-__all__ = ["ATTENTIONS", "CaptionBatches", "CaptionsTask", "DEFAULT_MODEL", "caption", "caption_images", "load",
-           "plot_image_attention", "score", "train"]
+__all__ = ["ATTENTIONS", "CaptionBatches", "CaptionsTask", "DEFAULT_MODEL", "caption", "caption_images", "describe",
+           "evaluate_run", "load", "plot_image_attention", "score", "score_test_set", "train"]

@@ -26,9 +26,12 @@ from ..data.tokenize import Tokenizer
 from ..models.classifier import probabilities
 from ..models.han import HAN, HANConfig
 from ..train import TrainConfig, checkpoint, seed_everything
-from .classify import SPLIT_SEED, load_best, make_trainer, report_splits
+from ..train.metrics import format_report
+from .classify import SPLIT_SEED, load_best, make_trainer, report_split, report_splits
 
 log = logging.getLogger(__name__)
+
+EVAL_BATCH = 32  # documents per batch of the valid and test reports (training's and evaluate_run's)
 
 
 @dataclass
@@ -127,7 +130,7 @@ def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: 
     trainer.fit()
     best_step = load_best(trainer)
     reports = report_splits(trainer, {name: (e["x"], e["y"], None) for name, e in encoded.items()}, LABELS, out,
-                            batch_size=32)
+                            batch_size=EVAL_BATCH)
     page = None
     if trainer.world.is_main and html_docs > 0:
         test = splits["test"]
@@ -218,3 +221,25 @@ def predict_document(run_dir, sentences: list[str], *, device="cpu", where: str 
     ids, tokens, _ = encode_documents(tokenizer, [sentences], data["max_sentences"], data["max_sentence_len"],
                                       where=[where])
     return inspect(model, ids, tokens, device=device)[0]
+
+
+def evaluate_run(run_dir, *, split: str = "test", device="cpu") -> dict:
+    """The report of a run's best weights on the "valid" or "test" split it was made with (the test fold of its
+    review archive; the validation reviews carved from the other folds), encoded with the run's tokenizer and
+    limits: accuracy, precision / recall / F1, confusion matrix; equal to the run's metrics_<split>.json."""
+    if split not in ("valid", "test"):
+        raise ValueError(f"han: expected split 'valid' or 'test', got {split!r}")
+    model, tokenizer, config = load(run_dir, device=device)
+    task = HANTask(**config["data"])
+    reviews = split_reviews(read_reviews(task.data), task.fold, task.valid_fraction)[split]
+    ids, _, _ = encode_documents(tokenizer, [r.sentences for r in reviews], task.max_sentences,
+                                 task.max_sentence_len, where=[r.name for r in reviews])
+    labels = torch.tensor([r.label for r in reviews])
+    return report_split(model, ids, labels, None, config.get("labels", LABELS), split=split, out=None, device=device,
+                        batch_size=EVAL_BATCH)
+
+
+def describe(report: dict) -> str:
+    """A report of :func:`evaluate_run` as a line and a table per class."""
+    return (f"{report['split']}: accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} on "
+            f"{report['examples']:,} reviews\n{format_report(report)}")

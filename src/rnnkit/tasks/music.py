@@ -109,11 +109,24 @@ def load(run_dir, *, best: bool = True, device="cpu"):
     return model.to(device).eval(), config
 
 
-def evaluate_run(run_dir, *, data=None, split: str = "test", device="cpu") -> float:
-    """The NLL of a trained run on ``split`` of its data file (or of ``data``, another B-L file)."""
+def evaluate_run(run_dir, *, data=None, split: str = "test", device="cpu") -> dict:
+    """The frame NLL of a run's best weights on ``split`` ("valid" or "test") of its data file (or of ``data``,
+    another B-L file): {"data", "split", "pieces", "frames", "nll"}; "nll" equals the run's metrics_test.json
+    ``<split>_nll``."""
+    if split not in ("valid", "test"):
+        raise ValueError(f"music: expected split 'valid' or 'test', got {split!r}")
     model, config = load(run_dir, device=device)
-    rolls = read_piano_rolls(data or config["data"]["data"])[split].rolls
-    return split_nll(model, *pad_rolls(rolls), device=device)
+    path = str(data or config["data"]["data"])
+    rolls = read_piano_rolls(path)[split].rolls
+    x, y, lengths = pad_rolls(rolls)
+    return {"data": path, "split": split, "pieces": len(rolls), "frames": int(lengths.sum()),
+            "nll": split_nll(model, x, y, lengths, device=device)}
+
+
+def describe(report: dict) -> str:
+    """One line: ``test NLL 8.4512 nats per frame (sum over 88 keys) on 77 pieces (3,234 predicted frames) of ...``."""
+    return (f"{report['split']} NLL {report['nll']:.4f} nats per frame (sum over 88 keys) on {report['pieces']:,} "
+            f"pieces ({report['frames']:,} predicted frames) of {report['data']}")
 
 
 def sample(run_dir, out, *, length: int = 64, seed: int | None = None, bpm: float = 120.0, frames_per_beat: int = 1,

@@ -163,6 +163,31 @@ def evaluate(model, data: SceneQuestions, vocab: Vocab, device="cpu") -> dict:
     return {"questions": len(right), "accuracy": sum(right) / len(right), "by_type": by_type}
 
 
+def load(run_dir, *, best: bool = True, device="cpu") -> tuple[VisualDMN, Vocab, dict]:
+    """(model, question vocabulary, config) of a trained vqa run; no code is unpickled."""
+    run_dir, config = checkpoint.read_run_config(run_dir, ("vqa",),
+                                                 need=("config.json", "vocab.json", "model.safetensors"))
+    model = VisualDMN(VQAConfig(**config["model"]))
+    checkpoint.load_run_weights(run_dir, model, best=best)
+    vocab = Vocab.from_json(checkpoint.read_json(run_dir / "vocab.json"))
+    if len(vocab) != model.config.vocab_size:
+        raise checkpoint.CheckpointError(f"{run_dir}: vocab.json has {len(vocab)} words but the model expects "
+                                         f"{model.config.vocab_size}")
+    if (run_dir / "answers.json").is_file() and checkpoint.read_json(run_dir / "answers.json") != ANSWERS:
+        raise checkpoint.CheckpointError(f"{run_dir}: answers.json does not list this version's answers {ANSWERS}")
+    return model.to(device).eval(), vocab, config
+
+
+def evaluate_run(run_dir, *, device="cpu") -> dict:
+    """The test report of a run's best weights on the generated test questions it was made with (the same
+    scenes and questions, from its data seed): equal to the run's test.json."""
+    model, vocab, config = load(run_dir, device=device)
+    task = VQATask(**config["data"])
+    splits = question_splits(task.train_size, task.valid_size, task.test_size, size=task.image_size,
+                             seed=task.data_seed)  # the test questions' draw follows the other splits'
+    return evaluate(model, splits["test"], vocab, device=device)
+
+
 def plot_gates(model, data: SceneQuestions, vocab: Vocab, path, device="cpu") -> Path:
     """The first question's image beside its last-pass gates, put back from snake order onto the h × w grid."""
     import matplotlib
@@ -189,7 +214,9 @@ def plot_gates(model, data: SceneQuestions, vocab: Vocab, path, device="cpu") ->
 
 
 def describe(report: dict) -> str:
-    test = report["test"]
+    """One line from the report of :func:`train` or the test report of :func:`evaluate_run`."""
+    test = report["test"] if "test" in report else report
     return (f"test accuracy {test['accuracy']:.2%} on {test['questions']:,} questions; by type: " + ", ".join(
-        f"{k} {v['accuracy']:.1%} ({v['questions']})" for k, v in test["by_type"].items()))
+        f"{k} {test['by_type'][k]['accuracy']:.1%} ({test['by_type'][k]['questions']})"
+        for k in QUESTION_TYPES if k in test["by_type"]))  # in QUESTION_TYPES order, however the JSON was sorted
 
