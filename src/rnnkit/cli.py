@@ -1056,9 +1056,17 @@ def generate(
     top_k: Optional[int] = typer.Option(None, help="Sample among the k most likely tokens."),
     top_p: Optional[float] = typer.Option(None, help="Nucleus sampling: the smallest set reaching probability p."),
     seed: Optional[int] = typer.Option(None, help="Seed for a repeatable sample."),
+    samples: int = typer.Option(1, help="Samples to make at once, as one batch (> 1: each printed when all are "
+                                "done, after a line '=== sample K/N ===')."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
     """Sample text from a trained language model, streaming tokens as they are produced."""
+    if samples != 1:
+        texts = lm.sample_many(run_dir, prime=prime, length=length, samples=samples, temperature=temperature,
+                               top_k=top_k, top_p=top_p, seed=seed, device=device)
+        for k, text in enumerate(texts, 1):
+            typer.echo(f"=== sample {k}/{len(texts)} ===\n{prime}{text}")
+        return
     tokens = lm.sample(run_dir, prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                        seed=seed, device=device)
     _stream(tokens, prime)

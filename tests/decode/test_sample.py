@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from rnnkit.decode.sample import generate, next_token
+from rnnkit.decode.sample import generate, generate_many, next_token
 from rnnkit.models.lm import LanguageModel, LMConfig
 
 
@@ -214,3 +214,54 @@ def test_generate_argument_check_leaves_the_global_rng_alone():
 def test_nan_temperature_is_a_value_error():
     with pytest.raises(ValueError, match="temperature"):
         next_token(torch.zeros(1, 3), temperature=math.nan)
+
+
+# ----- generate_many: several samples as one batch -------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])  # lstm / rnn step through model.stepper(), gru model.step
+def test_generate_many_greedy_rows_equal_one_sample_each(cell):
+    torch.manual_seed(0)
+    model = LanguageModel(LMConfig(vocab_size=20, cell=cell, hidden=16, layers=2, embedding=8))
+    prime = torch.tensor([3, 1, 4])
+    rows = generate_many(model, prime, 12, 5, temperature=0)
+    assert rows == [list(generate(model, prime, 12, temperature=0))] * 5
+
+
+class Uniform(torch.nn.Module):
+    """Every token equally likely after anything, for any batch; counts the steps."""
+
+    def __init__(self, V=6):
+        super().__init__()
+        self.V, self.steps = V, 0
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, ids, state=None):
+        return torch.zeros(*ids.shape, self.V), None
+
+    def step(self, ids, state):
+        self.steps += 1
+        return torch.zeros(ids.shape[0], self.V), None
+
+
+def test_generate_many_ends_each_sample_at_its_own_eos():
+    model = Uniform()
+    rows = generate_many(model, torch.tensor([1]), 40, 50, eos_id=0, generator=gen(5))
+    assert len(rows) == 50 and len({len(r) for r in rows}) > 1  # they end at different steps
+    for row in rows:
+        assert 0 not in row[:-1] and (row[-1] == 0 or len(row) == 40)
+    longest = max(len(r) for r in rows)
+    assert longest < 40 and model.steps == longest - 1  # no step after the last sample's <eos>
+    frequencies = torch.bincount(torch.tensor([t for r in rows for t in r]), minlength=6).float()
+    assert (frequencies > 0).all()  # every token drawn: rows are not copies of one sample
+
+
+def test_generate_many_is_repeatable_and_checks_arguments():
+    model = tiny_lm()
+    prime = torch.tensor([0, 5])
+    assert generate_many(model, prime, 15, 4, generator=gen(3)) == generate_many(model, prime, 15, 4, generator=gen(3))
+    assert generate_many(model, prime, 0, 3) == [[], [], []]
+    for samples in (0, -2, True, 1.5):
+        with pytest.raises(ValueError, match="samples >= 1"):
+            generate_many(model, prime, 5, samples)
+    with pytest.raises(ValueError, match="temperature"):
+        generate_many(model, prime, 5, 2, temperature=-1)

@@ -390,3 +390,14 @@ def test_tie_weights_with_embedding_other_than_hidden(shakespeare, tmp_path):
     result = cli("train", "charlm", "--data", shakespeare, "--out", tmp_path / "run", "--steps", 1, "--tie-weights",
                  "--embedding", 8, "--hidden", 16, "--device", "cpu", "--quiet", ok=False)
     one_line_error(result, "tie_weights needs embedding == hidden", "8", "16")
+
+
+def test_generate_several_samples_at_once(char_run):
+    run, _ = char_run
+    out = cli("generate", run, "--prime", "First", "--length", 20, "--samples", 3, "--temperature", 0).stdout
+    single = cli("generate", run, "--prime", "First", "--length", 20, "--temperature", 0).stdout
+    lines = out.split("\n")
+    assert [line for line in lines if line.startswith("=== sample")] == [f"=== sample {k}/3 ===" for k in (1, 2, 3)]
+    texts = out.split("=== sample")[1:]
+    assert all(t.split("===\n", 1)[1] == single for t in texts)  # greedy: each is the single greedy sample
+    one_line_error(cli("generate", run, "--length", 5, "--samples", 0, ok=False), "expected samples >= 1, got 0")

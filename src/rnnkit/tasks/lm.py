@@ -19,7 +19,7 @@ import torch
 from ..data import StreamBatches
 from ..data.text import read_text, split_contiguous, unspace, words
 from ..data.vocab import Vocab
-from ..decode.sample import generate
+from ..decode.sample import generate, generate_many
 from ..models.lm import LanguageModel, LMConfig
 from ..train import TrainConfig, Trainer, checkpoint, evaluate, seed_everything, sequence_loss
 
@@ -163,20 +163,41 @@ def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="c
     return report(result["loss"], level)
 
 
-def sample(run_dir, *, prime: str, length: int, temperature: float = 1.0, top_k=None, top_p=None,
-           seed: int | None = None, device="cpu"):
-    """The generated text piece by piece (an iterator) after the priming text: characters for a char
-    model; " word", or a line break for <eos>, for a word model. Bad input raises here, not later."""
+def _primed(run_dir, prime: str, device):
     model, vocab, config = load(run_dir, device=device)
     level = config["data"]["level"]
     prime_tokens = list(prime) if level == "char" else prime.split()
     if not prime_tokens:  # start as after a line break
         prime_tokens = ["\n"] if level == "char" and "\n" in vocab else [vocab.tokens[vocab.eos_id or 0]]
     prime_ids = vocab.encode(prime_tokens)  # char level: unknown characters are an error listing them
+    return model, vocab, level, prime_ids
+
+
+def _text_pieces(vocab, level: str, ids):
+    return (vocab.tokens[t] if level == "char" else ("\n" if vocab.tokens[t] == "<eos>" else " " + vocab.tokens[t])
+            for t in ids)
+
+
+def sample_many(run_dir, *, prime: str, length: int, samples: int, temperature: float = 1.0, top_k=None,
+                top_p=None, seed: int | None = None, device="cpu") -> list[str]:
+    """``samples`` generated texts after the priming text, made as one batch (:func:`generate_many`); each
+    string is what :func:`sample` would stream for one of them."""
+    model, vocab, level, prime_ids = _primed(run_dir, prime, device)
+    if seed is not None:
+        torch.manual_seed(seed)
+    rows = generate_many(model, prime_ids, length, samples, temperature=temperature, top_k=top_k, top_p=top_p,
+                         eos_id=None if level == "char" else vocab.eos_id)
+    return ["".join(_text_pieces(vocab, level, row)) for row in rows]
+
+
+def sample(run_dir, *, prime: str, length: int, temperature: float = 1.0, top_k=None, top_p=None,
+           seed: int | None = None, device="cpu"):
+    """The generated text piece by piece (an iterator) after the priming text: characters for a char
+    model; " word", or a line break for <eos>, for a word model. Bad input raises here, not later."""
+    model, vocab, level, prime_ids = _primed(run_dir, prime, device)
     if seed is not None:
         torch.manual_seed(seed)
     tokens = generate(model, prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
                       eos_id=None if level == "char" else vocab.eos_id)
     # checked above, before the first piece: bad input fails before anything is printed
-    return (vocab.tokens[t] if level == "char" else ("\n" if vocab.tokens[t] == "<eos>" else " " + vocab.tokens[t])
-            for t in tokens)
+    return _text_pieces(vocab, level, tokens)
