@@ -13,6 +13,7 @@ exists (task 3's 10k training file is missing: that row is 1k only) and >= 10 of
 
     python benchmarks/bench_babi.py                        # tasks 1-20, 1k and 10k, 15 minutes per run (~10 h)
     python benchmarks/bench_babi.py --tasks 1,2,16 --sets 10k --minutes 30
+    python benchmarks/bench_babi.py --sets 1k --supervise-gates --batch-size 32 --minutes 3   # strongly supervised
     python benchmarks/bench_babi.py --quick                # smoke test: tasks 1 and 19 on 1k, a few seconds each
 
 The published column is Xiong et al. (2016), "Dynamic Memory Networks for Visual and Textual Question Answering",
@@ -76,10 +77,12 @@ def run(task: int, ten_k: bool, args, out: Path) -> dict:
     except FileNotFoundError as e:
         return {"task": task, "set": "10k" if ten_k else "1k", "missing": str(e)}
     spec = babi.BabiTask(data=str(args.data), task=task, ten_k=ten_k, max_facts=args.max_facts,
-                         train_size=200 if args.quick else None)
+                         train_size=200 if args.quick else None, supervise_gates=args.supervise_gates)
     fields = dict(QUICK_TRAIN if args.quick else TRAIN)
     if args.patience is not None and not args.quick:
         fields["patience"] = args.patience
+    if args.batch_size is not None and not args.quick:
+        fields["batch_size"] = args.batch_size
     cfg = TrainConfig(**fields, max_time=args.minutes * 60, quiet=True, device=args.device, seed=args.seed)
     began = time.perf_counter()
     report = babi.train(spec, dict(QUICK_MODEL if args.quick else MODEL), cfg, out / name)
@@ -140,6 +143,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep the run directories here (default: a temporary "
                         "directory, removed)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table to this file")
+    parser.add_argument("--supervise-gates", action="store_true", help="strong supervision: the gates' cross-entropy "
+                        "against the supporting facts is added to the loss (Kumar et al.'s DMN setting on 1k)")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"questions per batch (default {TRAIN['batch_size']})")
     parser.add_argument("--quick", action="store_true", help="smoke test: tasks 1 and 19 on 1k, 8 steps of a tiny "
                         "model")
     args = parser.parse_args(argv)
@@ -167,7 +173,9 @@ def main(argv=None) -> int:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     models = sorted({r["model"] for r in results if "model" in r})
     text = "\n".join([
-        f"bAbI with DMN+; {'--quick smoke test (the accuracies mean nothing); ' if args.quick else ''}budget "
+        f"bAbI with DMN+; {'--quick smoke test (the accuracies mean nothing); ' if args.quick else ''}"
+        f"{'strongly supervised (gate loss on the supporting facts); ' if args.supervise_gates else 'weakly supervised; '}"
+        f"batch {args.batch_size or TRAIN['batch_size']}; budget "
         f"{args.minutes:g} min per run, patience {args.patience or TRAIN['patience']} epochs, {args.threads} "
         f"thread(s), seed {args.seed}",
         *[f"model: {m}" for m in models],
