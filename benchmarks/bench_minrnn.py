@@ -29,35 +29,20 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import rnnkit as rk
 from rnnkit.bench.timing import cpu_model, load_average, measure, paired_ratio
 from rnnkit.cells.min_rnn import PARALLEL_MAX_WIDTH
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cells import Entry, training_step  # noqa: E402 - the same timed step as the lecture cells' benchmark
+
 KINDS = ("min-gru", "min-lstm")
 MODES = ("sequential", "parallel", "auto")
-
-
-@dataclass
-class Entry:
-    key: str
-    step: Callable[[], None]
-    step_times: list = field(default_factory=list)
-    iters: int = 1
-
-
-def training_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
-    def step():
-        model.zero_grad(set_to_none=True)
-        F.mse_loss(model(x)[0], target).backward()
-    return step
 
 
 def check_modes_agree() -> None:
@@ -97,11 +82,11 @@ def speed(args) -> str:
         for B in args.batches:
             torch.manual_seed(0)
             x, target = torch.randn(B, T, H), torch.randn(B, T, H)
-            entries = {"gru": Entry("nn.GRU", training_step(nn.GRU(H, H, batch_first=True), x, target))}
+            entries = {"gru": Entry("nn.GRU", training_step(nn.GRU(H, H, batch_first=True), x, target, False))}
             for kind in KINDS:
                 for mode in MODES:
                     entries[kind, mode] = Entry(f"{kind} {mode}", training_step(rk.layers.RNN(kind, H, H, mode=mode),
-                                                                                x, target))
+                                                                                x, target, False))
             measure(list(entries.values()), repeats=args.repeats, warmup=1, min_time=args.min_time,
                     log=lambda s: print(s, file=sys.stderr, flush=True))
             base = entries["gru"].step_times
@@ -116,7 +101,6 @@ def speed(args) -> str:
 
 
 def quality(args) -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_tcn  # the same rows, recipes and sizing as issue 6's table
 
     if args.threads:

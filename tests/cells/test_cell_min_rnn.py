@@ -304,3 +304,16 @@ def test_subclass_falls_back_to_the_step_loop_and_autocast_runs_in_bf16():
             out, h = cell.sequence(xs, h0)
         assert out.dtype == torch.bfloat16 and h.dtype == torch.float32
         torch.testing.assert_close(out.float(), want, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("kind", ["min-gru", "min-lstm"])
+def test_a_subclass_runs_step_by_step(kind):
+    class Mine(CELLS[kind]):
+        pass
+
+    torch.manual_seed(0)
+    cell = Mine(FEAT, H, dtype=DT)
+    xs, h0 = torch.randn(T, B, FEAT, dtype=DT), torch.zeros(B, H, dtype=DT)
+    assert cell.sequence(xs, h0) is None  # a subclass may change the step: no whole-sequence scan
+    out, h = Recurrent(cell, batch_first=False)(xs)
+    torch.testing.assert_close(out, by_hand(kind, dict(cell.named_parameters()), xs, h0)[0], **TIGHT)

@@ -137,7 +137,57 @@ def no_recurrent_mask(cell: nn.Module, recurrent_mask) -> None:
                          "gates read only x_t; expected recurrent_mask=None")
 
 
-class MinGRUCell(nn.Module):
+class _MinCell(nn.Module):
+    """What minGRU and minLSTM share: parameters ``weight_ih`` (kH, F), ``bias_ih`` (kH,) and no ``weight_hh``;
+    a step and a whole sequence through the keep-gate recurrence; subclasses give ``gates`` = k and
+    ``keep_logit``."""
+
+    gates: int
+
+    def __init__(self, input_size: int, hidden_size: int, *, mode: str = "auto", bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        self.input_size = check_positive_int(name, "input_size", input_size)
+        self.hidden_size = self.output_size = check_positive_int(name, "hidden_size", hidden_size)
+        self.mode, self.bias = check_mode(name, mode), bias
+        params.gate_parameters(self, self.gates, input_size, hidden_size, 0, bias, device, dtype)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        params.uniform_(self, self.hidden_size)
+
+    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> Tensor:
+        return params.zeros(self, batch_size, self.hidden_size, 1, device, dtype)
+
+    def project_input(self, x: Tensor) -> Tensor:
+        """The gates' input products: (..., F) -> (..., kH)."""
+        return params.project(self, x)
+
+    @staticmethod
+    def keep_logit(xp: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
+        """One step from xp (B, kH)."""
+        no_recurrent_mask(self, recurrent_mask)
+        h = keep_step(*self.keep_logit(xp), h)
+        return h, h
+
+    def sequence(self, xs: Tensor, state: Tensor, mask: Tensor | None = None, recurrent_mask: Tensor | None = None):
+        """All T steps as one scan: xs (T, B, F), mask (T, B) or None -> (outputs (T, B, H), h_T)."""
+        if type(self) not in (MinGRUCell, MinLSTMCell):  # a user's subclass may change the step: run it step by step
+            return None
+        return whole_sequence(self, xs, state, mask, recurrent_mask)
+
+    def forward(self, x: Tensor, state: Tensor | None = None):
+        return params.checked_step(self, x, state, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, mode={self.mode!r}, bias={self.bias}"
+
+
+class MinGRUCell(_MinCell):
     r"""One minGRU step (Feng et al. 2024, section 3.1; log-space form, Appendix B):
 
     .. math::
@@ -165,51 +215,14 @@ class MinGRUCell(nn.Module):
 
     gates = 2
 
-    def __init__(self, input_size: int, hidden_size: int, *, mode: str = "auto", bias: bool = True,
-                 device=None, dtype=None):
-        super().__init__()
-        self.input_size = check_positive_int("MinGRUCell", "input_size", input_size)
-        self.hidden_size = self.output_size = check_positive_int("MinGRUCell", "hidden_size", hidden_size)
-        self.mode, self.bias = check_mode("MinGRUCell", mode), bias
-        params.gate_parameters(self, 2, input_size, hidden_size, 0, bias, device, dtype)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        params.uniform_(self, self.hidden_size)
-
-    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> Tensor:
-        return params.zeros(self, batch_size, self.hidden_size, 1, device, dtype)
-
-    def project_input(self, x: Tensor) -> Tensor:
-        """Linear_z(x), Linear_h(x): (..., F) -> (..., 2H)."""
-        return params.project(self, x)
-
     @staticmethod
     def keep_logit(xp: Tensor) -> tuple[Tensor, Tensor]:
         """(u, k): a = σ(u) = 1 - z and h̃ = g(k), from xp (..., 2H)."""
         k_z, k_h = xp.chunk(2, dim=-1)
         return -k_z, k_h
 
-    def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
-        """One step from xp (B, 2H)."""
-        no_recurrent_mask(self, recurrent_mask)
-        h = keep_step(*self.keep_logit(xp), h)
-        return h, h
 
-    def sequence(self, xs: Tensor, state: Tensor, mask: Tensor | None = None, recurrent_mask: Tensor | None = None):
-        """All T steps as one scan: xs (T, B, F), mask (T, B) or None -> (outputs (T, B, H), h_T)."""
-        if not params.sequence_applies(self, MinGRUCell):
-            return None
-        return whole_sequence(self, xs, state, mask, recurrent_mask)
-
-    def forward(self, x: Tensor, state: Tensor | None = None):
-        return params.checked_step(self, x, state, 1)
-
-    def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, mode={self.mode!r}, bias={self.bias}"
-
-
-class MinLSTMCell(nn.Module):
+class MinLSTMCell(_MinCell):
     r"""One minLSTM step (Feng et al. 2024, section 3.2, with the normalised gates of its length-independent
     form; log-space form, Appendix B):
 
@@ -231,45 +244,8 @@ class MinLSTMCell(nn.Module):
 
     gates = 3
 
-    def __init__(self, input_size: int, hidden_size: int, *, mode: str = "auto", bias: bool = True,
-                 device=None, dtype=None):
-        super().__init__()
-        self.input_size = check_positive_int("MinLSTMCell", "input_size", input_size)
-        self.hidden_size = self.output_size = check_positive_int("MinLSTMCell", "hidden_size", hidden_size)
-        self.mode, self.bias = check_mode("MinLSTMCell", mode), bias
-        params.gate_parameters(self, 3, input_size, hidden_size, 0, bias, device, dtype)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        params.uniform_(self, self.hidden_size)
-
-    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> Tensor:
-        return params.zeros(self, batch_size, self.hidden_size, 1, device, dtype)
-
-    def project_input(self, x: Tensor) -> Tensor:
-        """Linear_f(x), Linear_i(x), Linear_h(x): (..., F) -> (..., 3H)."""
-        return params.project(self, x)
-
     @staticmethod
     def keep_logit(xp: Tensor) -> tuple[Tensor, Tensor]:
         """(u, k): a = σ(u) = f' with u = log f - log i, and h̃ = g(k), from xp (..., 3H)."""
         k_f, k_i, k_h = xp.chunk(3, dim=-1)
         return F.softplus(-k_i) - F.softplus(-k_f), k_h  # log σ(x) = -softplus(-x)
-
-    def step(self, xp: Tensor, h: Tensor, recurrent_mask: Tensor | None = None):
-        """One step from xp (B, 3H)."""
-        no_recurrent_mask(self, recurrent_mask)
-        h = keep_step(*self.keep_logit(xp), h)
-        return h, h
-
-    def sequence(self, xs: Tensor, state: Tensor, mask: Tensor | None = None, recurrent_mask: Tensor | None = None):
-        """All T steps as one scan: xs (T, B, F), mask (T, B) or None -> (outputs (T, B, H), h_T)."""
-        if not params.sequence_applies(self, MinLSTMCell):
-            return None
-        return whole_sequence(self, xs, state, mask, recurrent_mask)
-
-    def forward(self, x: Tensor, state: Tensor | None = None):
-        return params.checked_step(self, x, state, 1)
-
-    def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, mode={self.mode!r}, bias={self.bias}"
