@@ -31,6 +31,22 @@ from .._checks import check_positive_int, check_probability
 from ..layers.mdlstm import MDLSTM, MDLSTMConfig
 
 
+def check_grid_config(config, positive: tuple[str, ...]) -> None:
+    """The checks both configs share: positive sizes, >= 2 classes, image sides divisible by the patch, a dropout
+    probability, valid directions. Makes image_size a tuple (JSON gives a list)."""
+    name = type(config).__name__
+    config.image_size = tuple(config.image_size)
+    for field in positive:
+        check_positive_int(name, field, getattr(config, field))
+    if config.num_classes < 2:
+        raise ValueError(f"{name}: expected num_classes >= 2, got {config.num_classes}")
+    H, W = config.image_size
+    if H % config.patch or W % config.patch:
+        raise ValueError(f"{name}: expected image sides divisible by patch {config.patch}, got {H} x {W}")
+    check_probability(name, "dropout", config.dropout)
+    MDLSTMConfig(1, config.hidden, directions=config.directions)  # checks directions
+
+
 @dataclass
 class MDLSTMClassifierConfig:
     num_classes: int = 10
@@ -42,17 +58,7 @@ class MDLSTMClassifierConfig:
     dropout: float = 0.0  # between MDLSTM layers and before the dense layer
 
     def __post_init__(self):
-        self.image_size = tuple(self.image_size)
-        for name in ("num_classes", "patch", "hidden", "layers"):
-            check_positive_int("MDLSTMClassifierConfig", name, getattr(self, name))
-        if self.num_classes < 2:
-            raise ValueError(f"MDLSTMClassifierConfig: expected num_classes >= 2, got {self.num_classes}")
-        H, W = self.image_size
-        if H % self.patch or W % self.patch:
-            raise ValueError(f"MDLSTMClassifierConfig: expected image sides divisible by patch {self.patch}, got "
-                             f"{H} x {W}")
-        check_probability("MDLSTMClassifierConfig", "dropout", self.dropout)
-        MDLSTMConfig(1, self.hidden, directions=self.directions)  # checks directions
+        check_grid_config(self, ("num_classes", "patch", "hidden", "layers"))
 
 
 class MDLSTMClassifier(nn.Module):
@@ -106,17 +112,7 @@ class MDLSTMSegmenterConfig:
     dropout: float = 0.0  # between MDLSTM layers and before the dense layer
 
     def __post_init__(self):
-        self.image_size = tuple(self.image_size)
-        for name in ("num_classes", "channels", "patch", "hidden", "layers"):
-            check_positive_int("MDLSTMSegmenterConfig", name, getattr(self, name))
-        if self.num_classes < 2:
-            raise ValueError(f"MDLSTMSegmenterConfig: expected num_classes >= 2, got {self.num_classes}")
-        H, W = self.image_size
-        if H % self.patch or W % self.patch:
-            raise ValueError(f"MDLSTMSegmenterConfig: expected image sides divisible by patch {self.patch}, got "
-                             f"{H} x {W}")
-        check_probability("MDLSTMSegmenterConfig", "dropout", self.dropout)
-        MDLSTMConfig(1, self.hidden, directions=self.directions)  # checks directions
+        check_grid_config(self, ("num_classes", "channels", "patch", "hidden", "layers"))
 
 
 class MDLSTMSegmenter(nn.Module):
