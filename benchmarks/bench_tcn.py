@@ -120,7 +120,9 @@ def run_memory(row: Row, kind: str, args, out: Path) -> dict:
     task = row.name
     spec = memory.MemoryTask(task, row.size["length"], valid_size=row.size["valid_size"],
                              test_size=row.size["test_size"])
-    fields = memory.sized_model(task, kind, params=row.budget)
+    # layers: one recurrent layer unless the caller says otherwise per kind (bench_minrnn stacks two minGRU
+    # layers: one layer of a cell whose gates read only x_t puts every parameter in a 2-feature input projection)
+    fields = memory.sized_model(task, kind, params=row.budget, layers=getattr(args, "layers", {}).get(kind))
     report = memory.train(spec, fields, train_config(row, args), out / f"{task}-{kind}")
     extra = f"recall {report['recall_accuracy']:.1%}" if "recall_accuracy" in report else ""
     return {"value": report["loss"], "params": report["parameters"], "steps": report["step"],
