@@ -1080,6 +1080,8 @@ def evaluate(
                                         "music run, another piano-roll file whose test split to score."),
     batch_size: Optional[int] = typer.Option(None, help="Parallel streams (default: the training batch size)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    precision: str = typer.Option("fp32", help="Language models: fp32, or bf16 (inference under autocast, as "
+                                  "training's validation runs with --precision bf16)."),
 ):
     """Loss (nats), bits per character/word and perplexity of a trained language model; the test report
     of an adding / copy / pattern, ntm, act, babi, captions, vqa, mdlstm, han or music run (on the test set the
@@ -1087,6 +1089,10 @@ def evaluate(
     from .tasks import act, babi, captions, han, mdlstm, memory, music, ntm, vqa
 
     task = checkpoint.run_task(run_dir)
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"evaluate: expected --precision fp32 or bf16, got {precision!r}")
+    if precision != "fp32" and task not in ("charlm", "wordlm"):
+        raise ValueError(f"{run_dir}: --precision bf16 applies to language-model runs (charlm, wordlm), not {task}")
     held_out = {"captions": "the test images it was made with", "vqa": "its own generated test questions",
                 "mdlstm": "its own test split (digits or generated scenes)", "han": "the test fold of its reviews",
                 "music": "the test split of its piano-roll file (or of --data, another one)"}
@@ -1113,7 +1119,8 @@ def evaluate(
             module = {"ntm": ntm, "act": act}.get(task, memory)
             typer.echo(module.describe(module.evaluate_run(run_dir, device=device)))
         return
-    typer.echo(_lm_report(lm.evaluate_run(run_dir, data=data, batch_size=batch_size, device=device)))
+    typer.echo(_lm_report(lm.evaluate_run(run_dir, data=data, batch_size=batch_size, device=device,
+                                          precision=precision)))
 
 
 @app.command("forecast")

@@ -401,3 +401,15 @@ def test_generate_several_samples_at_once(char_run):
     texts = out.split("=== sample")[1:]
     assert all(t.split("===\n", 1)[1] == single for t in texts)  # greedy: each is the single greedy sample
     one_line_error(cli("generate", run, "--length", 5, "--samples", 0, ok=False), "expected samples >= 1, got 0")
+
+
+def test_evaluate_in_bf16_is_close_to_fp32(char_run):
+    run, _ = char_run
+    fp32 = lm.evaluate_run(run)
+    bf16 = lm.evaluate_run(run, precision="bf16")
+    assert bf16["loss"] != fp32["loss"] and abs(bf16["loss"] - fp32["loss"]) < 0.01 * fp32["loss"]
+    out = cli("evaluate", run, "--precision", "bf16").stdout
+    assert out.startswith("validation: loss ") and f"{bf16['loss']:.4f}" in out
+    one_line_error(cli("evaluate", run, "--precision", "fp8", ok=False), "expected --precision fp32 or bf16, got 'fp8'")
+    with pytest.raises(ValueError, match="precision 'fp32' or 'bf16'"):
+        lm.evaluate_run(run, precision="half")

@@ -107,6 +107,8 @@ def test_cli_prints_the_baseline_and_the_test_loss(tmp_path):
     assert cli("evaluate", tmp_path / "run").stdout.strip() == lines[2]
     one_line_error(cli("evaluate", tmp_path / "run", "--data", "x.txt", ok=False),
                    "this adding run is evaluated on its own generated test set")
+    one_line_error(cli("evaluate", tmp_path / "run", "--precision", "bf16", ok=False),
+                   "--precision bf16 applies to language-model runs (charlm, wordlm), not adding")
 
 
 @pytest.mark.parametrize("task, model, expected", [

@@ -10,6 +10,7 @@ and perplexity (e^loss).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -143,9 +144,12 @@ def stream_source(ids: torch.Tensor, batch_size: int, seq_len: int) -> StreamBat
     return StreamBatches(ids, max(1, min(batch_size, (len(ids) - 1) // seq_len)), seq_len)
 
 
-def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="cpu") -> dict:
+def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="cpu", precision: str = "fp32") -> dict:
     """Loss (nats), bits per token and perplexity of a trained model: on the run's own validation text
-    (cut as in training), or on the text file ``data``; streams and T as in training unless given."""
+    (cut as in training), or on the text file ``data``; streams and T as in training unless given.
+    ``precision="bf16"`` runs the forward passes under bf16 autocast (inference in bf16)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"evaluate: expected precision 'fp32' or 'bf16', got {precision!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"evaluate: expected batch_size >= 1 (parallel streams), got {batch_size!r}")
     model, vocab, config = load(run_dir, device=device)
@@ -159,7 +163,10 @@ def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="c
         ids = vocab.encode(tokens_of(text, level))
         if len(ids) < 2:
             raise ValueError(f"{data}: too short to evaluate ({len(ids)} token)")
-    result = evaluate(model, stream_source(ids, batch_size, seq_len), lm_loss, device=device, stateful=True)
+    autocast = (lambda: torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)) \
+        if precision == "bf16" else contextlib.nullcontext
+    result = evaluate(model, stream_source(ids, batch_size, seq_len), lm_loss, device=device, stateful=True,
+                      autocast=autocast)
     return report(result["loss"], level)
 
 
