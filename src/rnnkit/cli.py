@@ -1359,6 +1359,7 @@ HAN_OPTIONS = [
     _option("max_sentences", 80, int, "Sentences per review; later ones are cut (and counted)."),
     _option("max_sentence_len", 60, int, "Tokens per sentence; longer sentences are cut (and counted)."),
     _option("html_docs", 20, int, "Test reviews written to attention_test.html (0: none)."),
+    _option("pretrained", None, Optional[Path], "word2vec/GloVe text file: initial word vectors (size --embedding)."),
 ]
 
 
@@ -1368,7 +1369,8 @@ def _run_han(o: dict) -> None:
     if o["data"] is None:
         raise ValueError("train han: --data is required (review_polarity.tar.gz, Pang & Lee's movie reviews)")
     task = han.HANTask(data=str(o["data"].resolve()), fold=o["fold"], max_words=o["max_words"],
-                       max_sentences=o["max_sentences"], max_sentence_len=o["max_sentence_len"])
+                       max_sentences=o["max_sentences"], max_sentence_len=o["max_sentence_len"],
+                       pretrained=o["pretrained"] and str(o["pretrained"].resolve()))
     out, cfg, command = _whole_sequence_run("han", o, unit="document")
     options = {k: o[k] for k in ("embedding", "hidden", "attention", "dropout")}
     result = han.train(task, options, cfg, out, resume=o["resume"], resume_command=command, html_docs=o["html_docs"])

@@ -147,3 +147,22 @@ def test_cli_bad_input(tmp_path):
                    "expected txt_sentoken/pos/cv###_*.txt", "found none")
     one_line_error(cli("train", "han", "--data", _archive(tmp_path / "r.tar.gz"), "--fold", 10, "--steps", 1,
                        "--quiet", ok=False), "expected fold in [0, 10), got 10")
+
+
+def test_pretrained_vectors_initialise_the_embedding(tmp_path):
+    data = _archive(tmp_path / "reviews.tar.gz")
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("2 16\nwonderful " + " ".join(["0.5"] * 16) + "\nawful " + " ".join(["-0.5"] * 16) + "\n")
+    task = han.HANTask(str(data), pretrained=str(vectors))
+    cfg = han.TrainConfig(steps=1, batch_size=8, device="cpu", quiet=True, eval_every=0, optimizer="sgd", lr=1e-9)
+    han.train(task, {"embedding": 16, "hidden": 8, "attention": 8}, cfg, tmp_path / "run", html_docs=0)
+    model, tokenizer, config = han.load(tmp_path / "run", best=False)
+    weight = model.embed.weight.detach()
+    assert config["data"]["pretrained"] == str(vectors)
+    torch.testing.assert_close(weight[tokenizer.vocab.index["wonderful"]], torch.full((16,), 0.5))
+    torch.testing.assert_close(weight[tokenizer.vocab.index["awful"]], torch.full((16,), -0.5))
+    assert (weight[0] == 0).all()  # <pad> stays zero
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("wonderful 0.1 0.2\n")
+    one_line_error(cli("train", "han", "--data", data, "--out", tmp_path / "r2", "--steps", 1, "--pretrained", wrong,
+                       *TINY, ok=False), "line 1 has 2 numbers, expected 16")

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..data.reviews import FOLDS, LABELS, Review, read_reviews
+from ..data.embeddings import read_vectors
 from ..data.tokenize import Tokenizer
 from ..models.classifier import probabilities
 from ..models.han import HAN, HANConfig
@@ -42,6 +43,7 @@ class HANTask:
     max_words: int = 30_000  # vocabulary, <pad> and <unk> included
     max_sentences: int = 80  # per document; later sentences are cut (and counted)
     max_sentence_len: int = 60  # tokens per sentence; later tokens are cut (and counted)
+    pretrained: str | None = None  # word2vec/GloVe text file: initial word vectors (size: the model's embedding)
 
     def __post_init__(self):
         if not 0 <= self.fold < FOLDS:
@@ -121,6 +123,11 @@ def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: 
         encoded[name] = {"x": ids, "y": torch.tensor([r.label for r in reviews]), "tokens": tokens, **cuts}
     config = HANConfig(vocab_size=len(tokenizer), num_classes=len(LABELS), pad_id=Tokenizer.pad_id, **model_options)
     model = HAN(config)
+    if task.pretrained and not resume:  # on resume the trained weights come from the checkpoint
+        weights, _ = read_vectors(task.pretrained, tokenizer.vocab, config.embedding)  # logs how many were found
+        with torch.no_grad():
+            model.embed.weight.copy_(weights)
+            model.embed.weight[config.pad_id] = 0
     run_config = {"task": "han", "data": asdict(task), "labels": LABELS, "model": asdict(config)}
     e_train, e_valid = encoded["train"], encoded["valid"]
     trainer = make_trainer(model, train=(e_train["x"], e_train["y"], None), valid=(e_valid["x"], e_valid["y"], None),
