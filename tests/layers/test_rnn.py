@@ -23,7 +23,8 @@ def build(kind, num_layers=2, bidirectional=True, fused="auto", **kw):
 
 
 def test_kinds():
-    assert set(KINDS) == {"rnn", "jordan", "lstm", "peephole", "gru", "gru-cho", "minimal-gru", "layer-norm-lstm"}
+    assert set(KINDS) == {"rnn", "jordan", "lstm", "peephole", "gru", "gru-cho", "minimal-gru", "layer-norm-lstm",
+                          "min-gru", "min-lstm"}
 
 
 @pytest.mark.parametrize("fused", ["auto", False])
