@@ -39,7 +39,7 @@ from torch import nn
 
 import rnnkit as rk
 from rnnkit.bench.timing import cpu_model, load_average, measure, paired_ratio
-from rnnkit.cells.min_rnn import PARALLEL_MAX_WIDTH
+from rnnkit.cells.min_rnn import auto_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cells import Entry, training_step  # noqa: E402 - the same timed step as the lecture cells' benchmark
@@ -65,10 +65,6 @@ def check_modes_agree() -> None:
             if not torch.allclose(a, b, rtol=1e-9, atol=1e-9):
                 sys.exit(f"bench_minrnn: {kind} sequential and parallel disagree (max diff "
                          f"{(a - b).abs().max().item():.3g}); not timing")
-
-
-def auto_mode(B: int, H: int, device: str = "cpu") -> str:
-    return "parallel" if B * H <= PARALLEL_MAX_WIDTH or device != "cpu" else "sequential"
 
 
 def speed(args) -> str:
