@@ -50,12 +50,8 @@ def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top
     re-encoding of the prefix): ``model.stepper()`` where the model has one (weights prepared once), else
     ``model.step``. Stops early after yielding ``eos_id``.
     """
-    if prime.dim() != 1 or prime.numel() == 0:
-        raise ValueError(f"generate: expected a non-empty 1-D tensor of priming ids, got shape {tuple(prime.shape)}")
-    if length < 0:
-        raise ValueError(f"generate: expected length >= 0, got {length}")
-    check_sampling(temperature, top_k, top_p)  # now, not at the first next()
-    return _generate(model, prime, length, temperature, top_k, top_p, eos_id, generator)
+    check_generation(prime, length, temperature, top_k, top_p)  # now, not at the first next()
+    return (int(token) for token in _sampled(model, prime, 1, length, temperature, top_k, top_p, eos_id, generator))
 
 
 def generate_many(model, prime: Tensor, length: int, samples: int, *, temperature: float = 1.0,
@@ -66,59 +62,44 @@ def generate_many(model, prime: Tensor, length: int, samples: int, *, temperatur
     Returns one list of up to ``length`` new ids per sample; a sample ends after its ``eos_id``, the others
     go on. Row i is drawn from the same distribution as one call of :func:`generate`, not the same numbers
     (the draws of a step come from one ``torch.rand`` call for the whole batch)."""
-    if prime.dim() != 1 or prime.numel() == 0:
-        raise ValueError(f"generate: expected a non-empty 1-D tensor of priming ids, got shape {tuple(prime.shape)}")
-    if length < 0:
-        raise ValueError(f"generate: expected length >= 0, got {length}")
+    check_generation(prime, length, temperature, top_k, top_p)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"generate: expected samples >= 1, got {samples!r}")
-    check_sampling(temperature, top_k, top_p)
-    return _generate_many(model, prime, length, samples, temperature, top_k, top_p, eos_id, generator)
-
-
-@torch.no_grad()
-def _generate_many(model, prime, length, samples, temperature, top_k, top_p, eos_id, generator):
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        logits, state = model(prime.to(device).expand(samples, -1))  # (N, T0, V): the prime read once per row
-        logits = logits[:, -1]
-        step = model.stepper() if hasattr(model, "stepper") else model.step
-        out = torch.empty(samples, length, dtype=torch.long)
-        ended = torch.zeros(samples, dtype=torch.bool, device=device)
-        steps = 0
-        for i in range(length):
-            token = next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-            out[:, i] = token
-            steps = i + 1
-            if eos_id is not None:
-                ended |= token == eos_id
-                if bool(ended.all()):
-                    break
-            if i < length - 1:
-                logits, state = step(token, state)
-    finally:
-        model.train(was_training)
-    rows = out[:, :steps].tolist()
+    steps = list(_sampled(model, prime, samples, length, temperature, top_k, top_p, eos_id, generator))
+    rows = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(samples)]
     if eos_id is not None:  # each sample ends at its first <eos>, kept
         rows = [row[:row.index(eos_id) + 1] if eos_id in row else row for row in rows]
     return rows
 
 
+def check_generation(prime: Tensor, length: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if prime.dim() != 1 or prime.numel() == 0:
+        raise ValueError(f"generate: expected a non-empty 1-D tensor of priming ids, got shape {tuple(prime.shape)}")
+    if length < 0:
+        raise ValueError(f"generate: expected length >= 0, got {length}")
+    check_sampling(temperature, top_k, top_p)
+
+
 @torch.no_grad()
-def _generate(model, prime, length, temperature, top_k, top_p, eos_id, generator):
+def _sampled(model, prime, rows, length, temperature, top_k, top_p, eos_id, generator):
+    """Each step's sampled ids (rows,) on the CPU, for ``rows`` copies of the prime stepped as one batch (in eval
+    mode, restored after); ends after ``length`` steps or once every row has produced ``eos_id``."""
     was_training = model.training
     model.eval()
     try:
         device = next(model.parameters()).device
-        logits, state = model(prime.to(device).unsqueeze(0))  # (1, T0, V)
+        logits, state = model(prime.to(device).expand(rows, -1))  # (rows, T0, V): the prime read once per row
         logits = logits[:, -1]
         step = model.stepper() if hasattr(model, "stepper") else model.step
+        ended = torch.zeros(rows, dtype=torch.bool, device=device) if eos_id is not None else None
         for i in range(length):
             token = next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-            yield int(token)
-            if (eos_id is not None and int(token) == eos_id) or i == length - 1:
+            yield token.cpu()
+            if ended is not None:
+                ended |= token == eos_id
+                if bool(ended.all()):
+                    return
+            if i == length - 1:
                 return
             logits, state = step(token, state)
     finally:
