@@ -4,7 +4,7 @@ import gzip
 import pytest
 import torch
 
-from rnnkit.data.embeddings import read_vectors
+from rnnkit.data.embeddings import read_vectors, write_vectors
 from rnnkit.data.vocab import Vocab
 
 VOCAB = Vocab.words("the cat sat on the mat".split())  # <eos> <unk> the cat mat on sat
@@ -66,3 +66,15 @@ def test_no_vocabulary_word_found_is_an_error(tmp_path):
     path = write(tmp_path / "glove.txt", "zebra 1 2\nyak 3 4\n")
     with pytest.raises(ValueError, match="none of the 7 vocabulary words"):
         read_vectors(path, VOCAB, 2)
+
+
+def test_write_vectors_round_trips_and_leaves_out_special_tokens(tmp_path):
+    weights = torch.randn(len(VOCAB), 4)
+    assert write_vectors(tmp_path / "v.txt", VOCAB, weights) == len(VOCAB) - 2  # not <eos>, <unk>
+    assert "<unk>" not in (tmp_path / "v.txt").read_text()
+    back, found = read_vectors(tmp_path / "v.txt", VOCAB, 4)
+    assert found == len(VOCAB) - 2
+    words = [VOCAB.index[w] for w in ("the", "cat", "mat", "on", "sat")]
+    torch.testing.assert_close(back[words], weights[words], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"expected weights \(7, dim\)"):
+        write_vectors(tmp_path / "w.txt", VOCAB, torch.zeros(3, 4))

@@ -42,3 +42,30 @@ def read_vectors(path, vocab: Vocab, dim: int) -> tuple[Tensor, int]:
         raise ValueError(f"{path}: none of the {len(vocab)} vocabulary words has a vector in this file")
     log.info("pretrained vectors: %d of %d words found in %s", found, len(vocab), path)
     return weights, found
+
+
+def init_embedding(embedding, path, vocab: Vocab) -> int:
+    """Copy the file's vectors into an ``nn.Embedding`` (V, dim) over ``vocab`` (:func:`read_vectors`; the
+    other rows stay ~N(0, 0.1)); the padding row, if the embedding has one, stays 0. Returns how many words
+    were found."""
+    weights, found = read_vectors(path, vocab, embedding.embedding_dim)
+    with torch.no_grad():
+        embedding.weight.copy_(weights)
+        if embedding.padding_idx is not None:
+            embedding.weight[embedding.padding_idx] = 0
+    return found
+
+
+def write_vectors(path, vocab: Vocab, weights: Tensor) -> int:
+    """The other direction: ``weights`` (V, dim), one row per vocabulary token, as a GloVe text file that
+    :func:`read_vectors` reads back (``word v_1 ... v_dim`` per line, 6 decimals). Tokens in angle brackets
+    (``<unk>``, ``<eos>``, ``<pad>``) and tokens with a space are left out. Returns the number of lines."""
+    if weights.dim() != 2 or weights.shape[0] != len(vocab):
+        raise ValueError(f"write_vectors: expected weights ({len(vocab)}, dim) for the vocabulary, got "
+                         f"{tuple(weights.shape)}")
+    lines = [word + " " + " ".join(f"{v:.6f}" for v in row)
+             for word, row in zip(vocab.tokens, weights.detach().float().tolist())
+             if not (word.startswith("<") and word.endswith(">")) and " " not in word]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in lines))
+    return len(lines)

@@ -22,13 +22,12 @@ from pathlib import Path
 import torch
 
 from ..data.reviews import FOLDS, LABELS, Review, read_reviews
-from ..data.embeddings import read_vectors
+from ..data.embeddings import init_embedding
 from ..data.tokenize import Tokenizer
 from ..models.classifier import probabilities
 from ..models.han import HAN, HANConfig
 from ..train import TrainConfig, checkpoint, seed_everything
-from ..train.metrics import format_report
-from .classify import SPLIT_SEED, load_best, make_trainer, report_split, report_splits
+from .classify import SPLIT_SEED, describe_split, load_best, make_trainer, report_split, report_splits
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +123,7 @@ def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: 
     config = HANConfig(vocab_size=len(tokenizer), num_classes=len(LABELS), pad_id=Tokenizer.pad_id, **model_options)
     model = HAN(config)
     if task.pretrained and not resume:  # on resume the trained weights come from the checkpoint
-        weights, _ = read_vectors(task.pretrained, tokenizer.vocab, config.embedding)  # logs how many were found
-        with torch.no_grad():
-            model.embed.weight.copy_(weights)
-            model.embed.weight[config.pad_id] = 0
+        init_embedding(model.embed, task.pretrained, tokenizer.vocab)
     run_config = {"task": "han", "data": asdict(task), "labels": LABELS, "model": asdict(config)}
     e_train, e_valid = encoded["train"], encoded["valid"]
     trainer = make_trainer(model, train=(e_train["x"], e_train["y"], None), valid=(e_valid["x"], e_valid["y"], None),
@@ -248,5 +244,4 @@ def evaluate_run(run_dir, *, split: str = "test", device="cpu") -> dict:
 
 def describe(report: dict) -> str:
     """A report of :func:`evaluate_run` as a line and a table per class."""
-    return (f"{report['split']}: accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} on "
-            f"{report['examples']:,} reviews\n{format_report(report)}")
+    return describe_split(report, "reviews")

@@ -10,9 +10,8 @@ and perplexity (e^loss).
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from ..data.vocab import Vocab
 from ..decode.sample import generate, generate_many
 from ..models.lm import LanguageModel, LMConfig
 from ..train import TrainConfig, Trainer, checkpoint, evaluate, seed_everything, sequence_loss
+from ..train.trainer import precision_context
 
 
 @dataclass
@@ -105,13 +105,11 @@ def train(task: LMTask, model_cfg: dict, cfg: TrainConfig, out, *, resume: bool 
     config = LMConfig(vocab_size=len(vocab), **model_cfg)
     model = LanguageModel(config)
     if task.pretrained:
-        from ..data.embeddings import read_vectors
+        from ..data.embeddings import init_embedding
 
         if task.level != "word" or not config.embedding:
             raise ValueError("--pretrained needs a word-level model with --embedding set to the vectors' size")
-        weights, _ = read_vectors(task.pretrained, vocab, config.embedding)
-        with torch.no_grad():
-            model.embed.weight.copy_(weights)
+        init_embedding(model.embed, task.pretrained, vocab)
     if len(train_ids) < cfg.batch_size + 1:
         raise ValueError(f"{task.data}: {len(train_ids)} training tokens are too few for --batch-size "
                          f"{cfg.batch_size} streams (each needs at least 2 tokens)")
@@ -163,10 +161,8 @@ def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="c
         ids = vocab.encode(tokens_of(text, level))
         if len(ids) < 2:
             raise ValueError(f"{data}: too short to evaluate ({len(ids)} token)")
-    autocast = (lambda: torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)) \
-        if precision == "bf16" else contextlib.nullcontext
     result = evaluate(model, stream_source(ids, batch_size, seq_len), lm_loss, device=device, stateful=True,
-                      autocast=autocast)
+                      autocast=lambda: precision_context(precision, torch.device(device).type))
     return report(result["loss"], level)
 
 
