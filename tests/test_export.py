@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from rnnkit import export
-from rnnkit.tasks import act, babi, captions, classify, forecast, han, lm, mdlstm, memory, music, ntm, seq2seq, seqmnist
+from rnnkit.tasks import (act, babi, captions, classify, forecast, han, lm, mdlstm, memory, music, ntm, seq2seq,
+                          seqmnist, vqa)
 
 from clikit import cli, one_line_error
 
@@ -405,7 +406,7 @@ def test_captions_greedy_decoding_with_the_two_graphs(runs, fmt, tmp_path):
 @FORMATS
 def test_vqa_answers_and_gates(runs, fmt, tmp_path):
     path, sidecar = exported(runs["vqa"], fmt, tmp_path)
-    model = export._load_vqa(runs["vqa"])[0]  # the vqa task has no load() of its own
+    model = vqa.load(runs["vqa"])[0]
     S, V = model.config.image_size, model.config.vocab_size
     images, question = torch.rand(B, 3, S, S), torch.randint(1, V, (B, 9))
     question[torch.arange(9) >= lengths(B, 9)[:, None]] = model.config.pad_id

@@ -1293,9 +1293,6 @@ MDLSTM_OPTIONS = [
     _option("data_seed", 0, int, "--segment: seed of the generated scenes (--seed seeds the training)."),
 ]
 
-MDLSTM_SCENE_DEFAULTS = {"image_size": 32, "train_size": 20_000, "valid_size": 500, "test_size": 1_000,
-                         "max_shapes": 3, "data_seed": 0}
-
 
 def _run_mdlstm(o: dict) -> None:
     from .tasks import mdlstm
@@ -1304,7 +1301,8 @@ def _run_mdlstm(o: dict) -> None:
     if o["segment"]:
         _run_mdlstm_segment(o, options)
         return
-    _refuse_unused(o, MDLSTM_SCENE_DEFAULTS, "applies to --segment (the generated scenes)")
+    scene_defaults = {f.name: f.default for f in dataclasses.fields(mdlstm.SegmentTask)}
+    _refuse_unused(o, scene_defaults, "applies to --segment (the generated scenes)")
     task = mdlstm.MDLSTMTask(data=o["data"] and str(o["data"].resolve()))
     out, cfg, command = _whole_sequence_run("mdlstm", o, unit="image")
     result = mdlstm.train(task, options, cfg, out, resume=o["resume"], resume_command=command)
@@ -1325,7 +1323,7 @@ def _run_mdlstm_segment(o: dict, options: dict) -> None:
     if o["data"] is not None:
         raise ValueError(f"train mdlstm --segment: the scenes are generated from --data-seed; --data is not used "
                          f"(got {o['data']})")
-    task = mdlstm.SegmentTask(**{k: o[k] for k in MDLSTM_SCENE_DEFAULTS})
+    task = mdlstm.SegmentTask(**{f.name: o[f.name] for f in dataclasses.fields(mdlstm.SegmentTask)})
     mdlstm.segment_config(task, options)  # checked before anything is written
     out, cfg, _ = _whole_sequence_run("mdlstm", o, unit="image")
     command = f"rnnkit train mdlstm --segment --out {out} --resume"

@@ -1117,16 +1117,6 @@ def _vqa_graphs(model) -> list[Graph]:
                          f"the {c.passes} passes attended to over the {L} regions in snake order"])]
 
 
-def _load_vqa(run_dir):
-    from .models.vqa import VisualDMN, VQAConfig
-
-    run_dir, config = checkpoint.read_run_config(run_dir, ("vqa",),
-                                                 need=("config.json", "vocab.json", "model.safetensors"))
-    model = VisualDMN(VQAConfig(**config["model"]))
-    checkpoint.load_run_weights(run_dir, model, best=True)
-    return model.eval(), config
-
-
 GRAPHS = {
     "charlm": _lm_graphs,
     "wordlm": _lm_graphs,
@@ -1165,12 +1155,13 @@ SYMBOLS = {"babi": {"F": "facts per story (any; padded rows after)", "W": "words
 
 
 def _load(task: str, run_dir: Path) -> nn.Module:
-    from .tasks import act, babi, captions, classify, forecast, han, lm, mdlstm, memory, music, ntm, seq2seq, seqmnist
+    from .tasks import (act, babi, captions, classify, forecast, han, lm, mdlstm, memory, music, ntm, seq2seq,
+                        seqmnist, vqa)
 
     loaders = {"charlm": lm.load, "wordlm": lm.load, "classify": classify.load, "seqmnist": seqmnist.load,
                "adding": memory.load, "copy": memory.load, "pattern": memory.load, "forecast": forecast.load,
                "ntm": ntm.load, "seq2seq": seq2seq.load, "dates": seq2seq.load, "act": act.load,
-               "babi": babi.load, "captions": captions.load, "vqa": _load_vqa, "mdlstm": mdlstm.load,
+               "babi": babi.load, "captions": captions.load, "vqa": vqa.load, "mdlstm": mdlstm.load,
                "han": han.load, "music": music.load}
     return loaders[task](run_dir)[0].float().eval()
 

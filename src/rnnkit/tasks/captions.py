@@ -266,7 +266,7 @@ def score(model, vocab: Vocab, processing: Processing, data: CaptionedImages, *,
     refs = [[processing.join(processing.tokens(c)) for c in caps] for caps in data.captions]
     most = max(len(r) for r in refs)
     streams = [[r[k] if k < len(r) else r[0] for r in refs] for k in range(most)]  # a repeated reference adds nothing
-    return {"images": len(data), "decoding": f"beam {beam}" if beam > 1 else "greedy", "beam": beam,
+    return {"images": len(data), "decoding": f"beam {beam}" if beam > 1 else "greedy",
             "bleu": sacrebleu.corpus_bleu(hyps, streams).score,
             "exact_match": sum(h in r for h, r in zip(hyps, refs)) / len(data), "hypotheses": hyps}
 
@@ -298,15 +298,9 @@ def load(run_dir, *, best: bool = True, device="cpu") -> tuple[Captioner, Vocab,
 
 
 def tested_beam(run_dir) -> int:
-    """The beam width of a run's test report (metrics_test.json; "decoding" for reports without "beam"), 1 when
-    the run has none yet."""
+    """The beam width of a run's test report (its "decoding": "greedy" or "beam K"), 1 when the run has none yet."""
     path = Path(run_dir) / "metrics_test.json"
-    if not path.is_file():
-        return 1
-    report = checkpoint.read_json(path)
-    if "beam" in report:
-        return int(report["beam"])
-    decoding = str(report.get("decoding", "greedy"))
+    decoding = str(checkpoint.read_json(path).get("decoding", "greedy")) if path.is_file() else "greedy"
     return int(decoding.split()[1]) if decoding.startswith("beam ") else 1
 
 

@@ -51,8 +51,8 @@ from ..data.scenes import SEGMENT_CLASSES, check_size, label_mask, scene_splits
 from ..models.mdlstm import MDLSTMClassifier, MDLSTMClassifierConfig, MDLSTMSegmenter, MDLSTMSegmenterConfig
 from ..models.sizing import count_parameters
 from ..train import TrainConfig, Trainer, checkpoint, seed_everything
-from ..train.metrics import confusion_matrix, format_report
-from .classify import load_best, make_trainer, report_split, report_splits
+from ..train.metrics import confusion_matrix
+from .classify import describe_split, load_best, make_trainer, report_split, report_splits
 from .seqmnist import DIGIT_NAMES, SeqMNISTTask, read_images
 
 EVAL_BATCH = 100  # scenes per evaluation batch (the same in training's report and in evaluate_run)
@@ -356,8 +356,7 @@ def evaluate_run(run_dir, *, split: str = "test", device="cpu") -> dict:
 def describe(report: dict) -> str:
     """A report of :func:`evaluate_run` (or ``train(...)["test"]``) as a line and a table per class."""
     if "mean_iou" not in report:
-        return (f"{report['split']}: accuracy {report['accuracy']:.4f}, macro F1 {report['macro_f1']:.4f} on "
-                f"{report['examples']:,} images\n{format_report(report)}")
+        return describe_split(report, "images")
     lines = [f"{report['split']}: pixel accuracy {report['pixel_accuracy']:.2%}, mean IoU {report['mean_iou']:.4f} on "
              f"{report['images']:,} scenes ({report['pixels']:,} pixels; all-background baseline "
              f"{report['background_baseline_accuracy']:.2%}), cross-entropy {report['loss']:.4f} nats per pixel",

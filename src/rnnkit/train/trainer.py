@@ -46,6 +46,14 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def precision_context(precision: str, device_type: str):
+    """The context a forward pass runs in for ``precision``: nothing for fp32, autocast to bf16 or fp16 else."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device_type, dtype=dtype)
+
+
 @dataclass
 class TrainConfig:
     """How to train (every `rnnkit train` task shares these; the CLI fills them from its options)."""
@@ -533,10 +541,7 @@ class Trainer:
     # ----- helpers ---------------------------------------------------------------------------------
 
     def _autocast(self):
-        if self.cfg.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return precision_context(self.cfg.precision, self.device.type)
 
     def _shard(self, batch):
         if self.world.size == 1:
