@@ -25,20 +25,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .packed import StepProduct
 from .pointwise import tanh_
 
 
-def reset_candidate(xp_g: Tensor, r: Tensor, hr: Tensor, w_g_t: Tensor, rh: Tensor, out: Tensor) -> Tensor:
+def reset_candidate(xp_g: Tensor, r: Tensor, hr: Tensor, u_g: StepProduct, rh: Tensor, out: Tensor) -> Tensor:
     """g = tanh(xp_g + U_g (r ⊙ hr)) into ``out``, with r ⊙ hr kept in ``rh`` (for ∂L/∂U_g)."""
     torch.mul(r, hr, out=rh)
-    return tanh_(torch.addmm(xp_g, rh, w_g_t, out=out))
+    return tanh_(u_g.addmm(xp_g, rh, out=out))
 
 
-def reset_candidate_backward(da_g: Tensor, r: Tensor, hr: Tensor, w_g: Tensor, da_r: Tensor, d_rh: Tensor,
+def reset_candidate_backward(da_g: Tensor, r: Tensor, hr: Tensor, u_g_t: StepProduct, da_r: Tensor, d_rh: Tensor,
                              k: Tensor) -> Tensor:
-    """From δa_g: δ(rh) = δa_g U_g into ``d_rh``, δa_r = δ(rh) ⊙ hr ⊙ r (1 − r) into ``da_r``; returns
-    δ(rh) ⊙ r, the part of δh_{t-1} through the candidate (``k`` is scratch)."""
-    torch.mm(da_g, w_g, out=d_rh)
+    """From δa_g: δ(rh) = δa_g U_g into ``d_rh`` (``u_g_t`` multiplies by U_g), δa_r = δ(rh) ⊙ hr ⊙ r (1 − r)
+    into ``da_r``; returns δ(rh) ⊙ r, the part of δh_{t-1} through the candidate (``k`` is scratch)."""
+    u_g_t.mm(da_g, out=d_rh)
     torch.mul(d_rh, hr, out=da_r).mul_(torch.addcmul(r, r, r, value=-1, out=k))
     return d_rh.mul_(r)
 
@@ -56,13 +57,13 @@ class GRUSequence(torch.autograd.Function):
         rhs = xp.new_empty(T, B, H)  # r_t ⊙ h_{t-1}
         hrs = None if rmask is None else xp.new_empty(T, B, H)
         hs[0] = h0
-        w_rz_t, w_g_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
+        u_rz, u_g = StepProduct(w_hh[:2 * H], B), StepProduct(w_hh[2 * H:], B)
         for t in range(T):
             h, a = hs[t], acts[t]
             hr = h if hrs is None else torch.mul(h, rmask, out=hrs[t])
-            torch.addmm(xp[t, :, :2 * H], hr, w_rz_t, out=a[:, :2 * H]).sigmoid_()
+            u_rz.addmm(xp[t, :, :2 * H], hr, out=a[:, :2 * H]).sigmoid_()
             r, z = a[:, :H], a[:, H:2 * H]
-            g = reset_candidate(xp[t, :, 2 * H:], r, hr, w_g_t, rhs[t], a[:, 2 * H:])
+            g = reset_candidate(xp[t, :, 2 * H:], r, hr, u_g, rhs[t], a[:, 2 * H:])
             torch.sub(h, g, out=hs[t + 1]).mul_(z).add_(g)
             if keep is not None:
                 torch.where(keep[t], hs[t + 1], h, out=hs[t + 1])
@@ -74,7 +75,7 @@ class GRUSequence(torch.autograd.Function):
         acts, hs, rhs, hrs, w_hh, keep, rmask = ctx.saved_tensors
         T, B, G = acts.shape
         H = G // 3
-        w_rz, w_g = w_hh[:2 * H], w_hh[2 * H:]
+        u_rz_t, u_g_t = StepProduct(w_hh[:2 * H].t(), B), StepProduct(w_hh[2 * H:].t(), B)
         d_acts = torch.empty_like(acts)
         dh, dh_rec = torch.empty_like(d_hT), d_hT.clone()
         k, d_rh, one = torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
@@ -89,8 +90,8 @@ class GRUSequence(torch.autograd.Function):
                 dh.mul_(keep[t])
             torch.mul(dh, torch.sub(one, z, out=k), out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
             torch.sub(h_prev, g, out=da_z).mul_(dh).mul_(torch.addcmul(z, z, z, value=-1, out=k))
-            via_g = reset_candidate_backward(da_g, r, hr, w_g, da_r, d_rh, k)
-            torch.addmm(via_g, d_acts[t, :, :2 * H], w_rz, out=dh_rec)
+            via_g = reset_candidate_backward(da_g, r, hr, u_g_t, da_r, d_rh, k)
+            u_rz_t.addmm(via_g, d_acts[t, :, :2 * H], out=dh_rec)
             if rmask is not None:
                 dh_rec.mul_(rmask)
             dh_rec.addcmul_(dh, z)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .packed import StepProduct
 from .pointwise import tanh_
 
 FORWARD = {"tanh": tanh_, "sigmoid": torch.sigmoid_, "relu": torch.relu_, "identity": lambda x: x}
@@ -50,15 +51,12 @@ class JordanSequence(torch.autograd.Function):
         hs, ys = torch.empty_like(xp), xp.new_empty(T + 1, B, O)
         yrs = None if rmask is None else xp.new_empty(T, B, O)
         ys[0] = y0
-        w_hh_t, w_ho_t = w_hh.t(), w_ho.t()
+        u, w_out = StepProduct(w_hh, B), StepProduct(w_ho, B, b_ho)
         for t in range(T):
             y = ys[t]
             yr = y if yrs is None else torch.mul(y, rmask, out=yrs[t])
-            h = phi_h(torch.addmm(xp[t], yr, w_hh_t, out=hs[t]))
-            if b_ho is None:
-                phi_y(torch.mm(h, w_ho_t, out=ys[t + 1]))
-            else:
-                phi_y(torch.addmm(b_ho, h, w_ho_t, out=ys[t + 1]))
+            h = phi_h(u.addmm(xp[t], yr, out=hs[t]))
+            phi_y(w_out.mm(h, out=ys[t + 1]))
             if keep is not None:
                 torch.where(keep[t], ys[t + 1], y, out=ys[t + 1])
         ctx.acts = acts
@@ -73,14 +71,15 @@ class JordanSequence(torch.autograd.Function):
         O = w_ho.shape[0]
         d_hs, d_ay = torch.empty_like(hs), torch.empty_like(ys[1:])
         dy_rec, k_h, k_y = d_yT.clone(), hs.new_empty(B, H), hs.new_empty(B, O)
+        u_t, w_out_t = StepProduct(w_hh.t(), B), StepProduct(w_ho.t(), B)
         for t in range(T - 1, -1, -1):
             dy = torch.add(d_out[t], dy_rec, out=d_ay[t])
             if keep is not None:  # an ended sequence passes its gradient straight to the held state
                 hold = dy * ~keep[t]
                 dy.mul_(keep[t])
             times_derivative(dy, act_y, ys[t + 1], k_y)
-            times_derivative(torch.mm(dy, w_ho, out=d_hs[t]), act_h, hs[t], k_h)
-            torch.mm(d_hs[t], w_hh, out=dy_rec)
+            times_derivative(w_out_t.mm(dy, out=d_hs[t]), act_h, hs[t], k_h)
+            u_t.mm(d_hs[t], out=dy_rec)
             if rmask is not None:
                 dy_rec.mul_(rmask)
             if keep is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .packed import StepProduct
 from .pointwise import accumulator_like, tanh_
 
 _ln_backward = torch.ops.aten.native_layer_norm_backward
@@ -36,11 +37,11 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         stats = xp.new_empty(4, T, B, 1)  # mean and 1/std of W_h h_{t-1}, then of c_t
         hrs = None if rmask is None else xp.new_empty(T, B, H)
         hs[0], cs[0] = h0, c0
-        w_t = w_hh.t()
+        u = StepProduct(w_hh, B)
         for t in range(T):
             h, c, a = hs[t], cs[t], acts[t]
             hr = h if hrs is None else torch.mul(h, rmask, out=hrs[t])
-            r_hat, stats[0, t], stats[1, t] = torch.native_layer_norm(torch.mm(hr, w_t, out=rs[t]), (G,), g_h, b_h, eps)
+            r_hat, stats[0, t], stats[1, t] = torch.native_layer_norm(u.mm(hr, out=rs[t]), (G,), g_h, b_h, eps)
             torch.add(xp[t], r_hat, out=a)
             i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
             tanh_(g, a)
@@ -64,6 +65,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         d_ln_c, k, one = torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
         d_g_h, d_b_h, d_g_c, d_b_c = (accumulator_like(p) for p in (g_h, b_h, g_c, b_c))
         everything = [True, True, True]
+        u_t = StepProduct(w_hh.t(), B)
         for t in range(T - 1, -1, -1):
             i, f, g, o = acts[t, :, :H], acts[t, :, H:2 * H], acts[t, :, 2 * H:3 * H], acts[t, :, 3 * H:]
             da_i, da_f, da_g, da_o = d_acts[t].chunk(4, dim=1)
@@ -87,7 +89,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             d_rs[t] = d_r
             d_g_h += d_gamma
             d_b_h += d_beta
-            torch.mm(d_r, w_hh, out=dh_rec)
+            u_t.mm(d_r, out=dh_rec)
             if rmask is not None:
                 dh_rec.mul_(rmask)
             if keep is not None:

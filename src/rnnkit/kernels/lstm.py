@@ -31,6 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .packed import StepProduct
 from .pointwise import accumulator_like, tanh_
 
 
@@ -51,13 +52,13 @@ class LSTMSequence(torch.autograd.Function):
         tanh_c = xp.new_empty(T, B, H)
         hs[0], cs[0] = h0, c0
         hrs = None if rmask is None else torch.empty_like(tanh_c)  # h_{t-1} ⊙ rmask, for ∂L/∂W_h
-        w_t = w_hh.t()
+        u = StepProduct(w_hh, B)
         sig = 4 * H if peep is None else 3 * H  # with peepholes o waits for c_t
         for t in range(T):
             h, c, a = hs[t], cs[t], acts[t]
             if hrs is not None:
                 h = torch.mul(h, rmask, out=hrs[t])
-            torch.addmm(xp[t], h, w_t, out=a)
+            u.addmm(xp[t], h, out=a)
             if peep is not None:
                 a[:, :2 * H].unflatten(1, (2, H)).addcmul_(c.unsqueeze(1), peep[:2])
             i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
@@ -65,7 +66,7 @@ class LSTMSequence(torch.autograd.Function):
             c_new = torch.mul(f, c, out=cs[t + 1]).addcmul_(i, g)
             if peep is not None:
                 o.addcmul_(c_new, peep[2]).sigmoid_()
-            torch.mul(o, tanh_(torch.mul(c_new, 1, out=tanh_c[t])), out=hs[t + 1])
+            torch.mul(o, tanh_(tanh_c[t], of=c_new), out=hs[t + 1])
             if keep is not None:
                 torch.where(keep[t], hs[t + 1], hs[t], out=hs[t + 1])
                 torch.where(keep[t], c_new, c, out=c_new)
@@ -80,7 +81,9 @@ class LSTMSequence(torch.autograd.Function):
         d_acts = torch.empty_like(acts)
         dh, dh_rec, dc = torch.empty_like(d_hT), d_hT.clone(), d_cT.clone()
         k, one = torch.empty_like(dh), dh.new_ones(())
-        d_peep = None if peep is None else accumulator_like(peep)  # summed step by step, in cache
+        u_t = StepProduct(w_hh.t(), B)
+        if peep is not None:  # δa ⊙ c summed over the steps here, over the batch after the loop
+            d_peep_if, d_peep_o = accumulator_like(acts[0, :, :2 * H]).unflatten(1, (2, H)), accumulator_like(dh)
         for t in range(T - 1, -1, -1):
             i, f, g, o = acts[t, :, :H], acts[t, :, H:2 * H], acts[t, :, 2 * H:3 * H], acts[t, :, 3 * H:]
             da_i, da_f, da_g, da_o = d_acts[t].chunk(4, dim=1)
@@ -99,10 +102,10 @@ class LSTMSequence(torch.autograd.Function):
             torch.mul(dc, i, out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
             dc.mul_(f)
             if peep is not None:
-                d_peep[:2] += (d_acts[t, :, :2 * H].unflatten(1, (2, H)) * cs[t].unsqueeze(1)).sum(0)
-                d_peep[2] += (da_o * cs[t + 1]).sum(0)
+                d_peep_if.addcmul_(d_acts[t, :, :2 * H].unflatten(1, (2, H)), cs[t].unsqueeze(1))
+                d_peep_o.addcmul_(da_o, cs[t + 1])
                 dc.addcmul_(da_i, peep[0]).addcmul_(da_f, peep[1])
-            torch.mm(d_acts[t], w_hh, out=dh_rec)
+            u_t.mm(d_acts[t], out=dh_rec)
             if rmask is not None:
                 dh_rec.mul_(rmask)
             if keep is not None:
@@ -110,7 +113,8 @@ class LSTMSequence(torch.autograd.Function):
                 dc.add_(hold_c)
         h_prev = hs[:-1] if hrs is None else hrs
         d_w = d_acts.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
-        return d_acts, dh_rec, dc, d_w, None if d_peep is None else d_peep.to(peep.dtype), None, None
+        d_peep = None if peep is None else torch.cat([d_peep_if.sum(0), d_peep_o.sum(0, keepdim=True)]).to(peep.dtype)
+        return d_acts, dh_rec, dc, d_w, d_peep, None, None
 
 
 def lstm_sequence(xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, peep: Tensor | None = None,

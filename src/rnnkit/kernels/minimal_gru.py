@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .gru import reset_candidate, reset_candidate_backward
+from .packed import StepProduct
 from .pointwise import tanh_
 
 
@@ -45,15 +46,16 @@ class MinimalGRUSequence(torch.autograd.Function):
         rhs = xp.new_empty(T, B, H) if reset else None  # Γr_t ⊙ h_{t-1}
         hrs = None if rmask is None else xp.new_empty(T, B, H)
         hs[0], cs[0] = h0, c0
-        w_t = w_hh[:2 * H].t() if reset else w_hh.t()
+        u_gates = StepProduct(w_hh[:2 * H] if reset else w_hh, B)  # [U_u; U_r] with the reset gate, else all
+        u_h = StepProduct(w_hh[2 * H:], B) if reset else None
         for t in range(T):
             h, c, a = hs[t], cs[t], acts[t]
             hr = h if hrs is None else torch.mul(h, rmask, out=hrs[t])
             if reset:
-                torch.addmm(xp[t, :, :2 * H], hr, w_t, out=a[:, :2 * H]).sigmoid_()
-                h_new = reset_candidate(xp[t, :, 2 * H:], a[:, H:2 * H], hr, w_hh[2 * H:].t(), rhs[t], a[:, 2 * H:])
+                u_gates.addmm(xp[t, :, :2 * H], hr, out=a[:, :2 * H]).sigmoid_()
+                h_new = reset_candidate(xp[t, :, 2 * H:], a[:, H:2 * H], hr, u_h, rhs[t], a[:, 2 * H:])
             else:
-                h_new = tanh_(torch.addmm(xp[t], hr, w_t, out=a)[:, H:], a)
+                h_new = tanh_(u_gates.addmm(xp[t], hr, out=a)[:, H:], a)
             u = a[:, :H]
             hs[t + 1] = h_new
             torch.sub(h_new, c, out=cs[t + 1]).mul_(u).add_(c)
@@ -72,6 +74,8 @@ class MinimalGRUSequence(torch.autograd.Function):
         d_acts = torch.empty_like(acts)
         dh, dc, dc_rec = d_hT.clone(), torch.empty_like(d_cT), d_cT.clone()
         d_hn, k, d_rh, one = torch.empty_like(dh), torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
+        u_gates_t = StepProduct((w_hh[:2 * H] if reset else w_hh).t(), B)
+        u_h_t = StepProduct(w_hh[2 * H:].t(), B) if reset else None
         for t in range(T - 1, -1, -1):
             u, h_new = acts[t, :, :H], acts[t, :, -H:]
             da_u, da_h = d_acts[t, :, :H], d_acts[t, :, -H:]
@@ -86,11 +90,10 @@ class MinimalGRUSequence(torch.autograd.Function):
             torch.mul(d_hn, torch.addcmul(one, h_new, h_new, value=-1, out=k), out=da_h)
             torch.addcmul(dc, dc, u, value=-1, out=dc_rec)
             if reset:
-                via_h = reset_candidate_backward(da_h, acts[t, :, H:2 * H], hr, w_hh[2 * H:], d_acts[t, :, H:2 * H],
-                                                 d_rh, k)
-                torch.addmm(via_h, d_acts[t, :, :2 * H], w_hh[:2 * H], out=dh)
+                via_h = reset_candidate_backward(da_h, acts[t, :, H:2 * H], hr, u_h_t, d_acts[t, :, H:2 * H], d_rh, k)
+                u_gates_t.addmm(via_h, d_acts[t, :, :2 * H], out=dh)
             else:
-                torch.mm(d_acts[t], w_hh, out=dh)
+                u_gates_t.mm(d_acts[t], out=dh)
             if rmask is not None:
                 dh.mul_(rmask)
             if keep is not None:
