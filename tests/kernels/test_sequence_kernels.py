@@ -7,9 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.cells import GRUCell, JordanCell, LayerNormLSTMCell, LSTMCell, MinimalGRUCell
+from rnnkit.kernels import packed, workspace
 from rnnkit.layers import Recurrent
 
 TIGHT = {"rtol": 1e-10, "atol": 1e-10}
+
+
+@pytest.fixture(autouse=True)
+def reuse_every_buffer(monkeypatch):
+    """Every test here runs with the workspace keeping buffers of any size, so reuse is exercised everywhere."""
+    monkeypatch.setattr(workspace, "MIN_BYTES", 0)
+    yield
+    workspace.release()
 
 CELLS = {
     "lstm": lambda F, H: LSTMCell(F, H),
@@ -137,7 +146,11 @@ def _with_params(cell, params, values, f, xs, state):
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
-def test_float32_is_the_loop_to_1e_5_relative(name):
+@pytest.mark.parametrize("pack", [False, True], ids=["mm", "packed"])
+def test_float32_is_the_loop_to_1e_5_relative(name, pack, monkeypatch):
+    if pack and not packed.packs(torch.ones(1, 1), 1 << 30):
+        pytest.skip("no oneDNN packed products in this build")
+    monkeypatch.setattr(packed, "MIN_PACKED_MACS", 0 if pack else 1 << 62)
     cell64 = make(name, F=6, H=16)
     cell32 = make(name, F=6, H=16, dtype=torch.float32)
     x = torch.randn(4, 20, 6, dtype=torch.float64, requires_grad=True)
@@ -189,7 +202,11 @@ def test_subclasses_and_callables_fall_back_to_the_loop():
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
-def test_bf16_autocast_runs_the_sequence_path_as_close_to_float32_as_the_loop(name):
+@pytest.mark.parametrize("pack", [False, True], ids=["mm", "packed"])
+def test_bf16_autocast_runs_the_sequence_path_as_close_to_float32_as_the_loop(name, pack, monkeypatch):
+    if pack and not packed.packs(torch.ones(1, 1, dtype=torch.bfloat16), 1 << 30):
+        pytest.skip("no oneDNN bf16 packed products on this CPU")
+    monkeypatch.setattr(packed, "MIN_PACKED_MACS", 0 if pack else 1 << 62)
     cell = make(name, F=8, H=16, dtype=torch.float32)
     x = torch.randn(4, 12, 8)
     state = state_for(cell, 4, torch.float32)

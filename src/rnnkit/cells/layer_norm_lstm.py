@@ -85,9 +85,10 @@ class LayerNormLSTMCell(nn.Module):
         """All T steps at once (:mod:`rnnkit.kernels.layer_norm_lstm`): xs (T, B, F) -> (outputs (T, B, H), (h_T, c_T))."""
         if not params.sequence_applies(self, LayerNormLSTMCell):
             return None
-        return params.run_sequence(layer_norm_lstm_sequence, self.project_input(xs), state, self.weight_hh,
-                                   self.norm_hh_weight, self.norm_hh_bias, self.norm_c_weight, self.norm_c_bias,
-                                   eps=self.eps, mask=mask, recurrent_mask=recurrent_mask)
+        return params.run_sequence(layer_norm_lstm_sequence, F.linear(xs, self.weight_ih), state, self.weight_hh,
+                                   self.norm_ih_weight, self.norm_ih_bias, self.norm_hh_weight, self.norm_hh_bias,
+                                   self.norm_c_weight, self.norm_c_bias, eps=self.eps, mask=mask,
+                                   recurrent_mask=recurrent_mask)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
         return params.checked_step(self, x, state, 2)

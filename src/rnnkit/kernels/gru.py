@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import workspace
 from .packed import StepProduct
 from .pointwise import tanh_
 
@@ -52,10 +53,10 @@ class GRUSequence(torch.autograd.Function):
     def forward(ctx, xp, h0, w_hh, keep, rmask):
         T, B, G = xp.shape
         H = G // 3
-        acts = torch.empty_like(xp)  # r, z, g after their nonlinearities
-        hs = xp.new_empty(T + 1, B, H)
-        rhs = xp.new_empty(T, B, H)  # r_t ⊙ h_{t-1}
-        hrs = None if rmask is None else xp.new_empty(T, B, H)
+        acts = workspace.empty_like(xp)  # r, z, g after their nonlinearities
+        hs = workspace.empty((T + 1, B, H), xp)
+        rhs = workspace.empty((T, B, H), xp)  # r_t ⊙ h_{t-1}
+        hrs = None if rmask is None else workspace.empty((T, B, H), xp)
         hs[0] = h0
         u_rz, u_g = StepProduct(w_hh[:2 * H], B), StepProduct(w_hh[2 * H:], B)
         for t in range(T):
@@ -76,7 +77,7 @@ class GRUSequence(torch.autograd.Function):
         T, B, G = acts.shape
         H = G // 3
         u_rz_t, u_g_t = StepProduct(w_hh[:2 * H].t(), B), StepProduct(w_hh[2 * H:].t(), B)
-        d_acts = torch.empty_like(acts)
+        d_acts = workspace.empty_like(acts)
         dh, dh_rec = torch.empty_like(d_hT), d_hT.clone()
         k, d_rh, one = torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
         for t in range(T - 1, -1, -1):

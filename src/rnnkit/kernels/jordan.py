@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import workspace
 from .packed import StepProduct
 from .pointwise import tanh_
 
@@ -48,8 +49,8 @@ class JordanSequence(torch.autograd.Function):
         T, B, H = xp.shape
         O = w_ho.shape[0]
         phi_h, phi_y = FORWARD[acts[0]], FORWARD[acts[1]]
-        hs, ys = torch.empty_like(xp), xp.new_empty(T + 1, B, O)
-        yrs = None if rmask is None else xp.new_empty(T, B, O)
+        hs, ys = workspace.empty_like(xp), workspace.empty((T + 1, B, O), xp)
+        yrs = None if rmask is None else workspace.empty((T, B, O), xp)
         ys[0] = y0
         u, w_out = StepProduct(w_hh, B), StepProduct(w_ho, B, b_ho)
         for t in range(T):
@@ -69,7 +70,7 @@ class JordanSequence(torch.autograd.Function):
         act_h, act_y = ctx.acts
         T, B, H = hs.shape
         O = w_ho.shape[0]
-        d_hs, d_ay = torch.empty_like(hs), torch.empty_like(ys[1:])
+        d_hs, d_ay = workspace.empty_like(hs), workspace.empty_like(ys[1:])
         dy_rec, k_h, k_y = d_yT.clone(), hs.new_empty(B, H), hs.new_empty(B, O)
         u_t, w_out_t = StepProduct(w_hh.t(), B), StepProduct(w_ho.t(), B)
         for t in range(T - 1, -1, -1):

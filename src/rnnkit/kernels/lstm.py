@@ -31,6 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import workspace
 from .packed import StepProduct
 from .pointwise import accumulator_like, tanh_
 
@@ -47,28 +48,32 @@ class LSTMSequence(torch.autograd.Function):
     def forward(ctx, xp, h0, c0, w_hh, peep, keep, rmask):
         T, B, G = xp.shape
         H = G // 4
-        acts = torch.empty_like(xp)  # i, f, g, o after their nonlinearities
-        hs, cs = xp.new_empty(T + 1, B, H), xp.new_empty(T + 1, B, H)
-        tanh_c = xp.new_empty(T, B, H)
+        acts = workspace.empty_like(xp)  # i, f, g, o after their nonlinearities
+        hs, cs = workspace.empty((T + 1, B, H), xp), workspace.empty((T + 1, B, H), xp)
+        tanh_c = workspace.empty((T, B, H), xp)
         hs[0], cs[0] = h0, c0
-        hrs = None if rmask is None else torch.empty_like(tanh_c)  # h_{t-1} ⊙ rmask, for ∂L/∂W_h
+        hrs = None if rmask is None else workspace.empty_like(tanh_c)  # h_{t-1} ⊙ rmask, for ∂L/∂W_h
         u = StepProduct(w_hh, B)
         sig = 4 * H if peep is None else 3 * H  # with peepholes o waits for c_t
+        # every step's views made once, by unbind, rather than sliced anew in Python at every step
+        gates = acts.unflatten(2, (4, H))
+        i_, f_, g_, o_ = (v.unbind(0) for v in gates.unbind(2))
+        xp_, acts_, sig_, if_ = xp.unbind(0), acts.unbind(0), acts[..., :sig].unbind(0), gates[:, :, :2].unbind(0)
+        hs_, cs_, tanh_c_ = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         for t in range(T):
-            h, c, a = hs[t], cs[t], acts[t]
+            h, c, c_new = hs_[t], cs_[t], cs_[t + 1]
             if hrs is not None:
                 h = torch.mul(h, rmask, out=hrs[t])
-            u.addmm(xp[t], h, out=a)
+            u.addmm(xp_[t], h, out=acts_[t])
             if peep is not None:
-                a[:, :2 * H].unflatten(1, (2, H)).addcmul_(c.unsqueeze(1), peep[:2])
-            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            tanh_(g, a[:, :sig])
-            c_new = torch.mul(f, c, out=cs[t + 1]).addcmul_(i, g)
+                if_[t].addcmul_(c.unsqueeze(1), peep[:2])
+            tanh_(g_[t], sig_[t])
+            torch.mul(f_[t], c, out=c_new).addcmul_(i_[t], g_[t])
             if peep is not None:
-                o.addcmul_(c_new, peep[2]).sigmoid_()
-            torch.mul(o, tanh_(tanh_c[t], of=c_new), out=hs[t + 1])
+                o_[t].addcmul_(c_new, peep[2]).sigmoid_()
+            torch.mul(o_[t], tanh_(tanh_c_[t], of=c_new), out=hs_[t + 1])
             if keep is not None:
-                torch.where(keep[t], hs[t + 1], hs[t], out=hs[t + 1])
+                torch.where(keep[t], hs_[t + 1], hs_[t], out=hs_[t + 1])
                 torch.where(keep[t], c_new, c, out=c_new)
         ctx.save_for_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs)
         return hs[1:], hs[T], cs[T]
@@ -78,17 +83,21 @@ class LSTMSequence(torch.autograd.Function):
         acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs = ctx.saved_tensors
         T, B, G = acts.shape
         H = G // 4
-        d_acts = torch.empty_like(acts)
+        d_acts = workspace.empty_like(acts)
         dh, dh_rec, dc = torch.empty_like(d_hT), d_hT.clone(), d_cT.clone()
         k, one = torch.empty_like(dh), dh.new_ones(())
         u_t = StepProduct(w_hh.t(), B)
         if peep is not None:  # δa ⊙ c summed over the steps here, over the batch after the loop
             d_peep_if, d_peep_o = accumulator_like(acts[0, :, :2 * H]).unflatten(1, (2, H)), accumulator_like(dh)
+        i_, f_, g_, o_ = (v.unbind(0) for v in acts.unflatten(2, (4, H)).unbind(2))
+        d_gates = d_acts.unflatten(2, (4, H))
+        da_i_, da_f_, da_g_, da_o_ = (v.unbind(0) for v in d_gates.unbind(2))
+        d_out_, d_acts_, d_if_ = d_out.unbind(0), d_acts.unbind(0), d_gates[:, :, :2].unbind(0)
+        cs_, tanh_c_ = cs.unbind(0), tanh_c.unbind(0)
         for t in range(T - 1, -1, -1):
-            i, f, g, o = acts[t, :, :H], acts[t, :, H:2 * H], acts[t, :, 2 * H:3 * H], acts[t, :, 3 * H:]
-            da_i, da_f, da_g, da_o = d_acts[t].chunk(4, dim=1)
-            tc = tanh_c[t]
-            torch.add(d_out[t], dh_rec, out=dh)
+            i, f, g, o, tc = i_[t], f_[t], g_[t], o_[t], tanh_c_[t]
+            da_i, da_f, da_g, da_o = da_i_[t], da_f_[t], da_g_[t], da_o_[t]
+            torch.add(d_out_[t], dh_rec, out=dh)
             if keep is not None:  # an ended sequence passes its gradients straight to the held state
                 hold_h, hold_c = dh * ~keep[t], dc * ~keep[t]
                 dh.mul_(keep[t])
@@ -98,14 +107,14 @@ class LSTMSequence(torch.autograd.Function):
             if peep is not None:
                 dc.addcmul_(da_o, peep[2])
             torch.mul(dc, g, out=da_i).mul_(torch.addcmul(i, i, i, value=-1, out=k))
-            torch.mul(dc, cs[t], out=da_f).mul_(torch.addcmul(f, f, f, value=-1, out=k))
+            torch.mul(dc, cs_[t], out=da_f).mul_(torch.addcmul(f, f, f, value=-1, out=k))
             torch.mul(dc, i, out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
             dc.mul_(f)
             if peep is not None:
-                d_peep_if.addcmul_(d_acts[t, :, :2 * H].unflatten(1, (2, H)), cs[t].unsqueeze(1))
-                d_peep_o.addcmul_(da_o, cs[t + 1])
+                d_peep_if.addcmul_(d_if_[t], cs_[t].unsqueeze(1))
+                d_peep_o.addcmul_(da_o, cs_[t + 1])
                 dc.addcmul_(da_i, peep[0]).addcmul_(da_f, peep[1])
-            u_t.mm(d_acts[t], out=dh_rec)
+            u_t.mm(d_acts_[t], out=dh_rec)
             if rmask is not None:
                 dh_rec.mul_(rmask)
             if keep is not None:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .gru import reset_candidate, reset_candidate_backward
+from . import workspace
 from .packed import StepProduct
 from .pointwise import tanh_
 
@@ -41,10 +42,10 @@ class MinimalGRUSequence(torch.autograd.Function):
         T, B, G = xp.shape
         H = w_hh.shape[1]
         reset = G == 3 * H
-        acts = torch.empty_like(xp)  # u, (r,) h~ after their nonlinearities
-        hs, cs = xp.new_empty(T + 1, B, H), xp.new_empty(T + 1, B, H)
-        rhs = xp.new_empty(T, B, H) if reset else None  # Γr_t ⊙ h_{t-1}
-        hrs = None if rmask is None else xp.new_empty(T, B, H)
+        acts = workspace.empty_like(xp)  # u, (r,) h~ after their nonlinearities
+        hs, cs = workspace.empty((T + 1, B, H), xp), workspace.empty((T + 1, B, H), xp)
+        rhs = workspace.empty((T, B, H), xp) if reset else None  # Γr_t ⊙ h_{t-1}
+        hrs = None if rmask is None else workspace.empty((T, B, H), xp)
         hs[0], cs[0] = h0, c0
         u_gates = StepProduct(w_hh[:2 * H] if reset else w_hh, B)  # [U_u; U_r] with the reset gate, else all
         u_h = StepProduct(w_hh[2 * H:], B) if reset else None
@@ -71,7 +72,7 @@ class MinimalGRUSequence(torch.autograd.Function):
         T, B, G = acts.shape
         H = w_hh.shape[1]
         reset = rhs is not None
-        d_acts = torch.empty_like(acts)
+        d_acts = workspace.empty_like(acts)
         dh, dc, dc_rec = d_hT.clone(), torch.empty_like(d_cT), d_cT.clone()
         d_hn, k, d_rh, one = torch.empty_like(dh), torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
         u_gates_t = StepProduct((w_hh[:2 * H] if reset else w_hh).t(), B)
