@@ -37,12 +37,12 @@ _OPS = _mkldnn_ops()
 MIN_PACKED_MACS = 1 << 23
 
 
-def packs(w: Tensor, rows: int) -> bool:
-    """Whether products of ``rows`` rows with w run against a packed copy: CPU, float32 or bf16, oneDNN
-    present and on, and a product of at least MIN_PACKED_MACS multiply-adds."""
+def packs(w: Tensor, rows: int | None = None) -> bool:
+    """Whether products with w run against a packed copy: CPU, float32 or bf16, oneDNN present and on, and,
+    given the ``rows`` of a product, at least MIN_PACKED_MACS multiply-adds."""
     if _OPS is None or w.device.type != "cpu" or w.dtype not in _PACKABLE or not torch._C._get_mkldnn_enabled():
         return False
-    if rows * w.numel() < MIN_PACKED_MACS:
+    if rows is not None and rows * w.numel() < MIN_PACKED_MACS:
         return False
     return w.dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
