@@ -305,7 +305,7 @@ def report(entries: list[Entry], args, tokens: int, verified: list[str], runtime
             per_round = [bt / ct for bt, ct in zip(base.step_times, e.step_times)]
             notes.append(f"{e.key} {min(base.step_times) / min(e.step_times):.2f}× "
                          f"(rounds {min(per_round):.2f}–{max(per_round):.2f})")
-    lines += ["", f"Best round vs best round, vs the row's first baseline (range of per-round ratios): "
+    lines += ["", "Best round vs best round, vs the row's first baseline (range of per-round ratios): "
               + "; ".join(notes) + ".",
               f"1-min load average {load_start} at start, {load_average()} at end, on {os.cpu_count()} CPUs "
               "(load above the CPU count means other processes shared the cores: absolute tokens/s are then "

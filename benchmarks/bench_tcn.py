@@ -211,7 +211,7 @@ def fmt(value: float, row: str) -> str:
 
 
 def table(results: dict, rows: dict[str, Row], args) -> str:
-    lines = [f"### RNN vs GRU vs LSTM vs TCN at about equal parameter counts\n",
+    lines = ["### RNN vs GRU vs LSTM vs TCN at about equal parameter counts\n",
              f"rnnkit {rnnkit.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
              f"{time.strftime('%Y-%m-%d %H:%M')}; time budget: {args.minutes:g} min of training per model per row"
              + (f", at most {args.max_steps} steps" if args.max_steps else "")

@@ -4,7 +4,6 @@ recurrent mask, and error messages for bad input."""
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.autograd import gradcheck
 
 from rnnkit.cells import ElmanCell
 from cellkit import _raises, fill_deterministic_, gradcheck_cell, params_of

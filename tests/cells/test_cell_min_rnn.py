@@ -3,7 +3,6 @@
 gradcheck of the hand-written backward, the auto rule and bad input. torch has no such cells."""
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.autograd import gradcheck

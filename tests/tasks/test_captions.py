@@ -2,7 +2,6 @@
 reproduces the test report), a folder of own images, bad input."""
 import json
 
-import numpy as np
 from typer.testing import CliRunner
 
 from rnnkit.cli import app

@@ -12,7 +12,7 @@ import safetensors.torch
 import torch
 
 from rnnkit.data import StreamBatches
-from rnnkit.data.text import read_text, split_contiguous, words
+from rnnkit.data.text import read_text, split_contiguous
 from rnnkit.tasks import lm
 from rnnkit.train import evaluate
 

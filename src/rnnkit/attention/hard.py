@@ -22,7 +22,6 @@ per-sentence loss as a reward inside the training loop). In evaluation the posit
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import check_positive_int
+from .._modes import eval_mode
 from ..layers.state import map_state
 from .sample import check_sampling, next_token
 
@@ -76,9 +77,7 @@ def decode(model, state, *, batch_size: int, bos_id: int, eos_id: int, max_len: 
     """
     _check(batch_size, max_len, bos_id, eos_id)
     check_sampling(temperature, top_k, top_p)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         tokens = torch.full((batch_size,), bos_id, dtype=torch.int64, device=device)
         out = torch.zeros(batch_size, max_len, dtype=torch.int64)
@@ -96,8 +95,6 @@ def decode(model, state, *, batch_size: int, bos_id: int, eos_id: int, max_len: 
             done |= ended
             if bool(done.all()):
                 break
-    finally:
-        model.train(was_training)
     result = []
     for b in range(batch_size):
         n = int(length[b])
@@ -123,12 +120,8 @@ def beam_search(model, state, *, batch_size: int, bos_id: int, eos_id: int, beam
     check_positive_int("beam_search", "beam_size", beam_size)
     if not length_penalty >= 0:
         raise ValueError(f"beam_search: expected length_penalty >= 0, got {length_penalty}")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return _beam_search(model, state, batch_size, bos_id, eos_id, beam_size, max_len, length_penalty)
-    finally:
-        model.train(was_training)
 
 
 def _beam_search(model, state, B, bos_id, eos_id, K, max_len, alpha) -> list[Hypothesis]:

@@ -2,10 +2,12 @@
 x_{t+1} | y_t ~ Multinomial(softmax(y_t)))."""
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import Tensor
+
+from .._modes import eval_mode
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -84,9 +86,7 @@ def check_generation(prime: Tensor, length: int, temperature: float, top_k: int 
 def _sampled(model, prime, rows, length, temperature, top_k, top_p, eos_id, generator):
     """Each step's sampled ids (rows,) on the CPU, for ``rows`` copies of the prime stepped as one batch (in eval
     mode, restored after); ends after ``length`` steps or once every row has produced ``eos_id``."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         logits, state = model(prime.to(device).expand(rows, -1))  # (rows, T0, V): the prime read once per row
         logits = logits[:, -1]
@@ -102,5 +102,3 @@ def _sampled(model, prime, rows, length, temperature, top_k, top_p, eos_id, gene
             if i == length - 1:
                 return
             logits, state = step(token, state)
-    finally:
-        model.train(was_training)

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_positive_int, check_probability
+from .._modes import eval_mode
 from ..cells import GRUCell
 from ..layers import RNN, Bidirectional
 
@@ -306,9 +307,7 @@ class DMN(nn.Module):
         final <eos> is not included; <pad> itself is never predicted); and the output whose gates show what
         each pass attended to."""
         c = self.config
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             s, fact_mask = self.encode_facts(facts)
             q = self.encode_question(question)
             m, gates, scores = self.memory(s, q, fact_mask)
@@ -329,8 +328,6 @@ class DMN(nn.Module):
                 if bool(done.all()):
                     break
             return torch.stack(ids, dim=1), DMNOutput(torch.stack(logits, dim=1), gates, scores, fact_mask)
-        finally:
-            self.train(was_training)
 
     def _best(self, logits: Tensor) -> Tensor:
         """argmax over the words, <pad> excluded."""

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_positive_int, check_probability
+from .._modes import eval_mode
 from ..layers import ENCODERS, make_encoder
 from ..layers.lengths import check_lengths
 
@@ -77,11 +78,9 @@ class MusicModel(nn.Module):
         if prime.dim() != 2 or prime.shape[1] != c.keys or prime.shape[0] < 1:
             raise ValueError(f"MusicModel.sample: expected a prime (T0 >= 1, {c.keys}), got {tuple(prime.shape)}")
         check_positive_int("MusicModel.sample", "length", length)
-        was_training = self.training
-        self.eval()
         device = self.head.weight.device
         frames = [f for f in prime.to(device, self.head.weight.dtype)]
-        try:
+        with eval_mode(self):
             if c.model == "tcn":  # stateless: read the whole piece so far for every new frame
                 for _ in range(length):
                     logits, _ = self(torch.stack(frames)[None])
@@ -91,8 +90,6 @@ class MusicModel(nn.Module):
                 for _ in range(length):
                     frames.append(torch.bernoulli(torch.sigmoid(logits[0, -1]), generator=generator))
                     logits, state = self(frames[-1][None, None], state)
-        finally:
-            self.train(was_training)
         return torch.stack(frames).cpu()
 
 

@@ -47,7 +47,6 @@ import math
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attention import BahdanauAttention, HardAttention, LocalAttention, LuongAttention, source_mask

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .._modes import eval_mode
 from ..data.algorithmic import TEST, VALID, SeededBatches, parity_vectors, seeded_generator
 from ..data.batching import Batch, TensorBatches
 from ..memory.act import ACTConfig, ACTModel
@@ -125,17 +126,13 @@ def load(run_dir, *, best: bool = True, device="cpu"):
 @torch.no_grad()
 def predict(model: ACTModel, x, *, device="cpu", batch_size: int = EVAL_BATCH):
     """Logits, ponder steps and ponder costs, each (n,), of parity inputs x (n, 1, D)."""
-    was_training = model.training
-    model.eval()
     logits, steps, cost = [], [], []
-    try:
+    with eval_mode(model):
         for i in range(0, x.shape[0], batch_size):
             out, _ = model(x[i:i + batch_size].to(device))
             logits.append(out.logits.flatten().cpu())
             steps.append(out.halting.steps.flatten().cpu())
             cost.append(out.halting.cost.flatten().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(logits), torch.cat(steps), torch.cat(cost)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .._modes import eval_mode
 from ..data import Batch, TensorBatches
 from ..data.sentiment import LabelledTexts, detect_format, kfold, read_rt, read_sst, read_sst_phrases, read_tsv
 from ..data.tokenize import Tokenizer
@@ -125,10 +126,8 @@ class ExampleBatch(Batch):
 @torch.no_grad()
 def predict_logits(model, x: Tensor, lengths: Tensor | None = None, *, batch_size: int = 256, device="cpu") -> Tensor:
     """Logits of every example, in order, in batches (evaluation mode); returned on the CPU."""
-    was_training = model.training
-    model.eval()
     out = []
-    try:
+    with eval_mode(model):
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size].to(device)
             lb = None if lengths is None else lengths[i:i + batch_size]
@@ -136,8 +135,6 @@ def predict_logits(model, x: Tensor, lengths: Tensor | None = None, *, batch_siz
                 xb = xb[:, : int(lb.max())]  # no step is padding for every sequence of the batch
             logits, _ = model(xb, None, lengths=lb)
             out.append(logits.float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive_int
+from .._modes import eval_mode
 from ..data.batching import Batch, TensorBatches
 from ..data.scenes import SEGMENT_CLASSES, check_size, label_mask, scene_splits
 from ..models.mdlstm import MDLSTMClassifier, MDLSTMClassifierConfig, MDLSTMSegmenter, MDLSTMSegmenterConfig
@@ -196,13 +197,9 @@ def segmentation_report(cm: torch.Tensor, class_names) -> dict:
 @torch.no_grad()
 def predict_masks(model, images: torch.Tensor, *, device="cpu", batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """The predicted label (N, H, W) int64 of every pixel (evaluation mode, on the CPU)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return torch.cat([model(images[i:i + batch_size].to(device))[0].argmax(dim=1).cpu()
                           for i in range(0, len(images), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -211,18 +208,14 @@ def score_segmentation(model, images: torch.Tensor, labels: torch.Tensor, *, spl
     """The segmentation report of ``split`` (see :func:`segmentation_report`) with "split", "images" and "loss"
     (mean cross-entropy per pixel, nats)."""
     C = len(class_names)
-    was_training = model.training
-    model.eval()
     cm = torch.zeros(C, C, dtype=torch.int64)
     loss = 0.0
-    try:
+    with eval_mode(model):
         for i in range(0, len(images), batch_size):
             y = labels[i:i + batch_size].long().to(device)
             logits, _ = model(images[i:i + batch_size].to(device))
             loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
             cm += confusion_matrix(y.flatten(), logits.argmax(dim=1).flatten(), C)
-    finally:
-        model.train(was_training)
     report = segmentation_report(cm, class_names)
     return {"split": split, "images": len(images), "loss": loss / report["pixels"], **report}
 

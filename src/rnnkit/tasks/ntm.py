@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .._modes import eval_mode
 from ..data.algorithmic import (NTM_TASKS, TEST, VALID, FixedBatches, SeededBatches, Sequences, copy_sequences,
                                 draw_integers, repeat_copy_sequences, seeded_generator)
 from ..memory.ntm import NTM, NTMConfig
@@ -143,10 +144,8 @@ def bit_metrics(logits, batch) -> dict:
 def score(model, source, width: int, *, device="cpu") -> dict:
     """Exact totals over a fixed set: {"sequences", "loss" (nats per scored bit), "bit_error_rate", "bit_errors"
     (per sequence), "baseline_bit_error_rate" (predict 0), "by_length": {L: {...}}}."""
-    was_training = model.training
-    model.eval()
     totals: dict[int, list[float]] = {}  # L -> [sequences, wrong bits, scored bits, target ones, loss sum]
-    try:
+    with eval_mode(model):
         for batch in source.batches():
             batch = batch.to(device)
             logits, _ = model(batch.x, None, lengths=batch.lengths)
@@ -159,8 +158,6 @@ def score(model, source, width: int, *, device="cpu") -> dict:
                 t = totals.setdefault(int(L[row]), [0, 0.0, 0.0, 0.0, 0.0])
                 for i, v in enumerate((1, wrong[row], scored[row], ones[row], loss[row])):
                     t[i] += float(v)
-    finally:
-        model.train(was_training)
 
     def summary(n, wrong, scored, ones, loss):
         return {"sequences": int(n), "loss": loss / scored, "bit_error_rate": wrong / scored, "bit_errors": wrong / n,

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 
+from .._modes import eval_mode
 from ..layers.state import detach_state, map_state
 
 
@@ -32,12 +33,10 @@ def evaluate(model, source, loss_fn: Callable, *, metrics_fn: Callable | None = 
     """Mean loss over every batch of ``source.batches(epoch)``, weighted by each batch's valid tokens;
     metrics_fn(preds, batch) -> {name: value} averaged the same way. With ``stateful`` the state
     carries from batch to batch as in training (stream data)."""
-    was_training = model.training
-    model.eval()
     totals: dict[str, float] = {}
     weight = 0
     state = None
-    try:
+    with eval_mode(model):
         for batch in source.batches(epoch):
             batch = batch.to(device)
             state = reset_rows(state, batch.reset) if stateful else None
@@ -51,8 +50,6 @@ def evaluate(model, source, loss_fn: Callable, *, metrics_fn: Callable | None = 
             weight += w
             for k, v in values.items():
                 totals[k] = totals.get(k, 0.0) + v * w
-    finally:
-        model.train(was_training)
     if weight == 0:
         raise ValueError("evaluate: the evaluation data has no batches")
     return {k: v / weight for k, v in totals.items()}

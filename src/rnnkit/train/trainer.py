@@ -21,13 +21,12 @@ import contextlib
 import json
 import logging
 import math
-import os
 import random
 import signal
 import threading
 import time
 import weakref
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
