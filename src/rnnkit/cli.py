@@ -197,7 +197,8 @@ COMMON_OPTIONS = [
     _option("optimizer", "adam", str, "sgd, adam, adamw, rmsprop or adagrad."),
     _option("momentum", 0.0, float, "Momentum for sgd and rmsprop."),
     _option("weight_decay", 0.0, float, "Weight decay."),
-    _option("schedule", "none", str, "Learning-rate schedule: none, step, cosine or plateau."),
+    _option("schedule", "none", str, "Learning-rate schedule: none, step, cosine (to 0 over the steps), "
+            "cosine-time (to 0 over --max-minutes) or plateau."),
     _option("clip_norm", 5.0, Optional[float], "Clip the global gradient norm (0: off)."),
     _option("clip_value", None, Optional[float], "Clip every gradient to [-v, v]."),
     _option("bptt", None, Optional[int], "Truncated BPTT: k1, time steps between updates."),

@@ -94,3 +94,29 @@ def test_cosine_over_epochs_with_tbptt_ends_at_zero():
     got = [r["lr"] for r in trainer.history]
     assert len(got) == 6
     assert got == sorted(got, reverse=True) and got[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cosine_time_schedule_follows_the_clock_and_ends_at_zero():
+    opt = make_optimizer("adam", params(), lr=0.8)
+    now = [0.0]
+    sched = make_scheduler("cosine-time", opt, total_steps=None, seconds=10.0, clock=lambda: now[0])
+    got = []
+    for t in (2.5, 5.0, 10.0, 12.0):  # seconds of training at each step, however many steps that took
+        now[0] = t
+        got += lrs(sched, opt, 1)
+    assert got == pytest.approx([0.8 * (1 + 2 ** -0.5) / 2, 0.4, 0.0, 0.0], abs=1e-12)
+    with pytest.raises(ValueError, match="time budget"):
+        make_scheduler("cosine-time", opt, total_steps=None)
+
+
+def test_cosine_time_needs_a_time_budget_and_anneals_a_timed_run(tmp_path):
+    with pytest.raises(ValueError, match="max_time"):
+        TrainConfig(steps=5, schedule="cosine-time")
+    x, y = torch.randn(6, 4, 2), torch.randn(6, 4, 1)
+    cfg = TrainConfig(steps=10**6, max_time=0.5, lr=0.1, optimizer="sgd", schedule="cosine-time", quiet=True,
+                      device="cpu")
+    trainer = Trainer(tiny.Regressor(), cfg, loss_fn=tiny.mse, train_data=TensorBatches(x, y, 3))
+    trainer.fit()
+    got = [r["lr"] for r in trainer.history if "grad_norm" in r]
+    assert len(got) > 2 and got == sorted(got, reverse=True)  # falls with the seconds spent
+    assert got[0] > 0.09 and got[-1] < 0.02  # from lr0 to about zero when the half second ends

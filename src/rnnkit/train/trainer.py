@@ -101,6 +101,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 bad(name, "> 0")
+        if self.schedule == "cosine-time" and self.max_time is None:
+            raise ValueError("TrainConfig: schedule 'cosine-time' anneals over the time budget; set max_time "
+                             "(--max-minutes on the command line)")
         if self.bptt_window is not None and (self.bptt is None or self.bptt_window < self.bptt):
             bad("bptt_window", f"(k2) >= bptt (k1) = {self.bptt}")
         for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("precision", PRECISIONS),
@@ -205,8 +208,10 @@ class Trainer:
         total = config.steps
         if total is None and config.schedule == "cosine":
             total = config.epochs * self._updates_per_epoch()
+        self._started = time.perf_counter()  # reset when fit() starts; cosine-time reads the seconds since
         self.scheduler = make_scheduler(config.schedule, self.optimizer, total_steps=total,
-                                        step_size=config.schedule_step, gamma=config.schedule_gamma)
+                                        step_size=config.schedule_step, gamma=config.schedule_gamma,
+                                        seconds=config.max_time, clock=lambda: time.perf_counter() - self._started)
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.run_config = dict(run_config or {})
@@ -219,7 +224,6 @@ class Trainer:
         self.history: list[dict] = []
         self.last_eval: dict | None = None
         self._interrupted: int | None = None  # the signal (SIGINT / SIGTERM) that asked to stop
-        self._started = time.perf_counter()
         self._tensorboard = None  # a SummaryWriter once the first record is logged, False without tensorboard
         self._lock = self._lock_run_dir(resume)
         try:
