@@ -254,7 +254,8 @@ def main():
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--schedule", default="none", help="quality: learning-rate schedule (cosine needs --max-steps)")
+    parser.add_argument("--schedule", default="none", help="quality: learning-rate schedule (cosine needs "
+                        "--max-steps; cosine-time anneals over --minutes)")
     parser.add_argument("--max-steps", type=int, help="quality: stop after this many steps (the budget still applies)")
     parser.add_argument("--out", help="quality: keep the run directories here")
     parser.add_argument("--threads", type=int)
