@@ -22,9 +22,11 @@ Backward, from :math:`\delta h_t` (the output's gradient plus the next step's) a
     \delta h_{t-1} \mathrel{+}= \delta a_t W_h
 
 and after the loop :math:`\partial L/\partial W_h = \sum_t \delta a_t^\top h_{t-1}` as one GEMM over
-(T·B) rows. The factors that multiply :math:`\delta h_t` and :math:`\delta c_t` are formed for all
-steps before the loop, so a step of the backward pass is one GEMM and five pointwise ops (eight with
-peepholes).
+(T·B) rows, and the peephole gradients :math:`\partial L/\partial p_{i,f} = \sum_{t,b} \delta a^{i,f}_t \odot
+c_{t-1}`, :math:`\partial L/\partial p_o = \sum_{t,b} \delta a^o_t \odot c_t` summed over the steps into a (B, ·)
+accumulator (one multiply-add a step) and over the batch once at the end. Both passes multiply by W_h through
+:class:`rnnkit.kernels.packed.StepProduct` and keep their (T, B, ·) buffers in :mod:`rnnkit.kernels.workspace`;
+a step's views (gates, states) are made once, by ``unbind``, before the loop.
 """
 from __future__ import annotations
 
