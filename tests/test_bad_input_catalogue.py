@@ -547,6 +547,9 @@ CASES = [
          r"cannot write .*run[/\\](model\.best\.safetensors|model\.safetensors|trainer\.pt): the disk is full "
          r"\(No space left on device\); any earlier \S+ is unchanged",
          may_change=("run/config.json", "run/metrics.jsonl")),
+    Case("--schedule cosine-time without a time budget", "cli", file_case("text.txt", CORPUS),
+         charlm("--schedule", "cosine-time"), r"schedule 'cosine-time' anneals over the time budget; set max_time "
+         r"\(--max-minutes on the command line\)"),
 ]
 
 
