@@ -243,3 +243,14 @@ def test_any_shape_and_lengths(name, B, T, F, H, data):
     state = state_for(cell, B, torch.float64)
     for a, b in zip(run_layer(cell, x, lengths, state, "auto"), run_layer(cell, x, lengths, state, False)):
         torch.testing.assert_close(a, b, **TIGHT)
+
+
+@pytest.mark.parametrize("name", ["peephole", "layer-norm-lstm", "gru-cho"])
+def test_inference_mode_then_training_reuses_no_read_only_buffer(name):
+    cell = make(name)
+    xs = torch.randn(5, 2, 4, dtype=torch.float64)
+    with torch.inference_mode():
+        cell.sequence(xs, cell.initial_state(2, dtype=torch.float64))  # its buffers are inference tensors
+    out, _ = cell.sequence(xs, cell.initial_state(2, dtype=torch.float64))
+    out.sum().backward()  # would fail on an inference tensor saved for backward or changed in place
+    assert all(p.grad is not None for p in cell.parameters())

@@ -73,6 +73,20 @@ def test_shape_dtype_and_device_are_respected_and_gpus_get_plain_tensors():
     assert meta.device.type == "meta" and workspace.kept_bytes() == b.nbytes + 2 * 3 * 8
 
 
+def test_buffers_made_in_inference_mode_serve_inference_mode_only():
+    with torch.inference_mode():
+        inside = workspace.empty((3,), torch.empty(0))
+        assert inside.is_inference()
+        old = storage(inside)
+        del inside
+    outside = workspace.empty((3,), torch.empty(0))
+    assert not outside.is_inference() and storage(outside) != old
+    outside.add_(1)  # a normal tensor: in-place changes and autograd work on it
+    del outside
+    with torch.inference_mode():
+        assert storage(workspace.empty((3,), torch.empty(0))) == old
+
+
 def test_small_buffers_are_not_kept_and_the_total_is_bounded(monkeypatch):
     monkeypatch.setattr(workspace, "MIN_BYTES", 1024)
     workspace.empty((10,), torch.empty(0))

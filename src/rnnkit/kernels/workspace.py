@@ -13,6 +13,8 @@ base alone (``torch._C._storage_Use_Count``: the base, plus the storage's Python
 view of it -- the kernel's outputs, the tensors saved for the backward pass, a gradient stored in ``.grad``
 -- is gone. A buffer is never handed out twice while anything can still read it.
 
+A buffer made under ``torch.inference_mode()`` is an inference tensor, which torch allows no in-place
+change to outside that mode: it is handed out again only inside inference mode, and the others only outside.
 Only buffers of at least ``MIN_BYTES`` are kept (malloc reuses smaller blocks without faults), and at most
 ``MAX_BYTES`` in all, the least recently used dropped first; :func:`release` drops them all. GPUs have
 torch's caching allocator and always get a plain ``new_empty``.
@@ -43,9 +45,11 @@ def empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
     nbytes = math.prod(shape) * like.element_size()
     if like.device.type != "cpu" or nbytes < MIN_BYTES or _use_count is None:
         return like.new_empty(shape)
+    inference = torch.is_inference_mode_enabled()  # an inference tensor is read-only outside inference mode
     with _lock:
         for i, base in enumerate(_kept):
-            if base.shape == shape and base.dtype == like.dtype and _free(base):
+            if (base.shape == shape and base.dtype == like.dtype and base.is_inference() == inference
+                    and _free(base)):
                 _kept.append(_kept.pop(i))
                 return base.view(shape)
         base = like.new_empty(shape)
