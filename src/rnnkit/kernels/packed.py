@@ -6,10 +6,13 @@ each product to the BLAS, which lays W out for its micro-kernel again on every c
 exposes the packing step itself (``mkldnn::_reorder_linear_weight``, the op its compiler uses for frozen
 linear layers) and the product against a packed weight (``mkldnn::_linear_pointwise``). Packing W costs
 about one pass over it; the T products after it ran 1.5x faster than ``mm`` in float32 on this project's
-machine (2 threads, (64, 512) @ (512, 2048): 0.61 ms against 0.95 ms), and bf16 gets oneDNN's AMX kernels.
+machine (2 threads, (64, 512) @ (512, 2048): 0.61 ms against 0.95 ms); bf16 runs oneDNN's bf16 kernels
+(AVX-512 BF16, or AMX where the CPU has it). Small products are left to ``mm`` (``MIN_PACKED_MACS``).
 
 Where those ops are missing or do not apply (float64, GPUs, oneDNN disabled with
 ``torch.backends.mkldnn.flags(enabled=False)``, a build without it), the plain ``mm``/``addmm`` runs.
+Inside a generation loop (batch 1) the packed product was slower than the stepper's column-blocked one
+(:mod:`rnnkit.layers.stepping`), so only the training kernels use it.
 The packed product sums in a different order, so its float32 results differ from ``mm``'s in the last bits.
 """
 from __future__ import annotations
