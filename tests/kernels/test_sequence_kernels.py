@@ -151,6 +151,7 @@ def test_float32_is_the_loop_to_1e_5_relative(name, pack, monkeypatch):
     if pack and not packed.packs(torch.ones(1, 1)):
         pytest.skip("no oneDNN packed products in this build")
     monkeypatch.setattr(packed, "MIN_PACKED_MACS", 0 if pack else 1 << 62)
+    assert (packed.StepProduct(torch.ones(2, 2), 1).packed is not None) == pack  # the path under test is in effect
     cell64 = make(name, F=6, H=16)
     cell32 = make(name, F=6, H=16, dtype=torch.float32)
     x = torch.randn(4, 20, 6, dtype=torch.float64, requires_grad=True)
@@ -207,6 +208,7 @@ def test_bf16_autocast_runs_the_sequence_path_as_close_to_float32_as_the_loop(na
     if pack and not packed.packs(torch.ones(1, 1, dtype=torch.bfloat16)):
         pytest.skip("no oneDNN bf16 packed products on this CPU")
     monkeypatch.setattr(packed, "MIN_PACKED_MACS", 0 if pack else 1 << 62)
+    assert (packed.StepProduct(torch.ones(2, 2), 1).packed is not None) == pack  # the path under test is in effect
     cell = make(name, F=8, H=16, dtype=torch.float32)
     x = torch.randn(4, 12, 8)
     state = state_for(cell, 4, torch.float32)

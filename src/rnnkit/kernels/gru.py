@@ -27,7 +27,7 @@ from torch import Tensor
 
 from . import workspace
 from .packed import StepProduct
-from .pointwise import tanh_
+from .pointwise import by_step, tanh_
 
 
 def reset_candidate(xp_g: Tensor, r: Tensor, hr: Tensor, u_g: StepProduct, rh: Tensor, out: Tensor) -> Tensor:
@@ -59,13 +59,15 @@ class GRUSequence(torch.autograd.Function):
         hrs = None if rmask is None else workspace.empty((T, B, H), xp)
         hs[0] = h0
         u_rz, u_g = StepProduct(w_hh[:2 * H], B), StepProduct(w_hh[2 * H:], B)
+        r_, z_, g_ = by_step(acts, 3)  # each step's views, made once
+        xp_rz_, xp_g_, rz_ = xp[..., :2 * H].unbind(0), xp[..., 2 * H:].unbind(0), acts[..., :2 * H].unbind(0)
+        hs_, rhs_ = hs.unbind(0), rhs.unbind(0)
         for t in range(T):
-            h, a = hs[t], acts[t]
+            h = hs_[t]
             hr = h if hrs is None else torch.mul(h, rmask, out=hrs[t])
-            u_rz.addmm(xp[t, :, :2 * H], hr, out=a[:, :2 * H]).sigmoid_()
-            r, z = a[:, :H], a[:, H:2 * H]
-            g = reset_candidate(xp[t, :, 2 * H:], r, hr, u_g, rhs[t], a[:, 2 * H:])
-            torch.sub(h, g, out=hs[t + 1]).mul_(z).add_(g)
+            u_rz.addmm(xp_rz_[t], hr, out=rz_[t]).sigmoid_()
+            g = reset_candidate(xp_g_[t], r_[t], hr, u_g, rhs_[t], g_[t])
+            torch.sub(h, g, out=hs_[t + 1]).mul_(z_[t]).add_(g)
             if keep is not None:
                 torch.where(keep[t], hs[t + 1], h, out=hs[t + 1])
         ctx.save_for_backward(acts, hs, rhs, hrs, w_hh, keep, rmask)
@@ -80,19 +82,21 @@ class GRUSequence(torch.autograd.Function):
         d_acts = workspace.empty_like(acts)
         dh, dh_rec = torch.empty_like(d_hT), d_hT.clone()
         k, d_rh, one = torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
+        r_, z_, g_ = by_step(acts, 3)
+        da_r_, da_z_, da_g_ = by_step(d_acts, 3)
+        d_rz_, d_out_, hs_ = d_acts[..., :2 * H].unbind(0), d_out.unbind(0), hs.unbind(0)
         for t in range(T - 1, -1, -1):
-            r, z, g = acts[t, :, :H], acts[t, :, H:2 * H], acts[t, :, 2 * H:]
-            da_r, da_z, da_g = d_acts[t].chunk(3, dim=1)
-            h_prev = hs[t]
+            r, z, g, da_r, da_z, da_g = r_[t], z_[t], g_[t], da_r_[t], da_z_[t], da_g_[t]
+            h_prev = hs_[t]
             hr = h_prev if hrs is None else hrs[t]
-            torch.add(d_out[t], dh_rec, out=dh)
+            torch.add(d_out_[t], dh_rec, out=dh)
             if keep is not None:
                 hold = dh * ~keep[t]
                 dh.mul_(keep[t])
             torch.mul(dh, torch.sub(one, z, out=k), out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
             torch.sub(h_prev, g, out=da_z).mul_(dh).mul_(torch.addcmul(z, z, z, value=-1, out=k))
             via_g = reset_candidate_backward(da_g, r, hr, u_g_t, da_r, d_rh, k)
-            u_rz_t.addmm(via_g, d_acts[t, :, :2 * H], out=dh_rec)
+            u_rz_t.addmm(via_g, d_rz_[t], out=dh_rec)
             if rmask is not None:
                 dh_rec.mul_(rmask)
             dh_rec.addcmul_(dh, z)

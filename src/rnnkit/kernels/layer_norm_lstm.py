@@ -21,8 +21,9 @@ import torch
 from torch import Tensor
 
 from . import workspace
+from .lstm import cell_backward
 from .packed import StepProduct
-from .pointwise import accumulator_like, tanh_
+from .pointwise import accumulator_like, by_step, tanh_
 
 _ln_backward = torch.ops.aten.native_layer_norm_backward
 
@@ -44,7 +45,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         hs[0], cs[0] = h0, c0
         u = StepProduct(w_hh, B)
         stats = []  # per step: mean and 1/std (B, 1) of xp_t, of W_h h_{t-1}, of c_t
-        i_, f_, g_, o_ = (v.unbind(0) for v in acts.unflatten(2, (4, H)).unbind(2))
+        i_, f_, g_, o_ = by_step(acts, 4)
         xp_, acts_, rs_ = xp.unbind(0), acts.unbind(0), rs.unbind(0)
         hs_, cs_, tanh_c_ = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         for t in range(T):
@@ -77,8 +78,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         d_g_x, d_b_x, d_g_h, d_b_h, d_g_c, d_b_c = (accumulator_like(p) for p in norms)
         everything = [True, True, True]
         u_t = StepProduct(w_hh.t(), B)
-        i_, f_, g_, o_ = (v.unbind(0) for v in acts.unflatten(2, (4, H)).unbind(2))
-        da_i_, da_f_, da_g_, da_o_ = (v.unbind(0) for v in d_acts.unflatten(2, (4, H)).unbind(2))
+        i_, f_, g_, o_ = by_step(acts, 4)
+        da_i_, da_f_, da_g_, da_o_ = by_step(d_acts, 4)
         d_out_, d_acts_, d_rs_, d_xp_ = d_out.unbind(0), d_acts.unbind(0), d_rs.unbind(0), d_xp.unbind(0)
         xp_, rs_, cs_, tanh_c_ = xp.unbind(0), rs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         for t in range(T - 1, -1, -1):
@@ -96,10 +97,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             dc.add_(d_c)
             d_g_c += d_gamma
             d_b_c += d_beta
-            torch.mul(dc, g, out=da_i).mul_(torch.addcmul(i, i, i, value=-1, out=k))
-            torch.mul(dc, cs_[t], out=da_f).mul_(torch.addcmul(f, f, f, value=-1, out=k))
-            torch.mul(dc, i, out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
-            dc.mul_(f)
+            cell_backward(dc, i, f, g, cs_[t], da_i, da_f, da_g, k, one)
             d_r, d_gamma, d_beta = _ln_backward(d_acts_[t], rs_[t], (G,), mean_r, rstd_r, g_h, b_h, everything)
             d_rs_[t].copy_(d_r)
             d_g_h += d_gamma

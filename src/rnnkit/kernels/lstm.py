@@ -35,7 +35,18 @@ from torch import Tensor
 
 from . import workspace
 from .packed import StepProduct
-from .pointwise import accumulator_like, tanh_
+from .pointwise import accumulator_like, by_step, tanh_
+
+
+def cell_backward(dc: Tensor, i: Tensor, f: Tensor, g: Tensor, c_prev: Tensor, da_i: Tensor, da_f: Tensor,
+                  da_g: Tensor, k: Tensor, one: Tensor) -> None:
+    """From δc_t, the cell update's part of a step's backward pass, in place (the LSTM's and the layer-norm
+    LSTM's): δa^i = δc ⊙ g i (1 − i), δa^f = δc ⊙ c_{t-1} f (1 − f), δa^g = δc ⊙ i (1 − g²) into da_i, da_f,
+    da_g; then δc ← δc ⊙ f (its path to c_{t-1}). ``k`` is (B, H) scratch, ``one`` a 0-dim 1."""
+    torch.mul(dc, g, out=da_i).mul_(torch.addcmul(i, i, i, value=-1, out=k))
+    torch.mul(dc, c_prev, out=da_f).mul_(torch.addcmul(f, f, f, value=-1, out=k))
+    torch.mul(dc, i, out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
+    dc.mul_(f)
 
 
 class LSTMSequence(torch.autograd.Function):
@@ -58,21 +69,24 @@ class LSTMSequence(torch.autograd.Function):
         u = StepProduct(w_hh, B)
         sig = 4 * H if peep is None else 3 * H  # with peepholes o waits for c_t
         # every step's views made once, by unbind, rather than sliced anew in Python at every step
-        gates = acts.unflatten(2, (4, H))
-        i_, f_, g_, o_ = (v.unbind(0) for v in gates.unbind(2))
-        xp_, acts_, sig_, if_ = xp.unbind(0), acts.unbind(0), acts[..., :sig].unbind(0), gates[:, :, :2].unbind(0)
+        i_, f_, g_, o_ = by_step(acts, 4)
+        xp_, acts_, sig_ = xp.unbind(0), acts.unbind(0), acts[..., :sig].unbind(0)
         hs_, cs_, tanh_c_ = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+        if peep is not None:
+            if_ = acts.unflatten(2, (4, H))[:, :, :2].unbind(0)  # i and f of each step, (B, 2, H)
+            c_col_ = cs.unsqueeze(2).unbind(0)  # c of each step, (B, 1, H)
+            p_if, p_o = peep[:2], peep[2]
         for t in range(T):
             h, c, c_new = hs_[t], cs_[t], cs_[t + 1]
             if hrs is not None:
                 h = torch.mul(h, rmask, out=hrs[t])
             u.addmm(xp_[t], h, out=acts_[t])
             if peep is not None:
-                if_[t].addcmul_(c.unsqueeze(1), peep[:2])
+                if_[t].addcmul_(c_col_[t], p_if)
             tanh_(g_[t], sig_[t])
             torch.mul(f_[t], c, out=c_new).addcmul_(i_[t], g_[t])
             if peep is not None:
-                o_[t].addcmul_(c_new, peep[2]).sigmoid_()
+                o_[t].addcmul_(c_new, p_o).sigmoid_()
             torch.mul(o_[t], tanh_(tanh_c_[t], of=c_new), out=hs_[t + 1])
             if keep is not None:
                 torch.where(keep[t], hs_[t + 1], hs_[t], out=hs_[t + 1])
@@ -89,13 +103,13 @@ class LSTMSequence(torch.autograd.Function):
         dh, dh_rec, dc = torch.empty_like(d_hT), d_hT.clone(), d_cT.clone()
         k, one = torch.empty_like(dh), dh.new_ones(())
         u_t = StepProduct(w_hh.t(), B)
+        i_, f_, g_, o_ = by_step(acts, 4)
+        da_i_, da_f_, da_g_, da_o_ = by_step(d_acts, 4)
+        d_out_, d_acts_, cs_, tanh_c_ = d_out.unbind(0), d_acts.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         if peep is not None:  # δa ⊙ c summed over the steps here, over the batch after the loop
             d_peep_if, d_peep_o = accumulator_like(acts[0, :, :2 * H]).unflatten(1, (2, H)), accumulator_like(dh)
-        i_, f_, g_, o_ = (v.unbind(0) for v in acts.unflatten(2, (4, H)).unbind(2))
-        d_gates = d_acts.unflatten(2, (4, H))
-        da_i_, da_f_, da_g_, da_o_ = (v.unbind(0) for v in d_gates.unbind(2))
-        d_out_, d_acts_, d_if_ = d_out.unbind(0), d_acts.unbind(0), d_gates[:, :, :2].unbind(0)
-        cs_, tanh_c_ = cs.unbind(0), tanh_c.unbind(0)
+            d_if_, c_col_ = d_acts.unflatten(2, (4, H))[:, :, :2].unbind(0), cs.unsqueeze(2).unbind(0)
+            p_i, p_f, p_o = peep.unbind(0)
         for t in range(T - 1, -1, -1):
             i, f, g, o, tc = i_[t], f_[t], g_[t], o_[t], tanh_c_[t]
             da_i, da_f, da_g, da_o = da_i_[t], da_f_[t], da_g_[t], da_o_[t]
@@ -107,15 +121,12 @@ class LSTMSequence(torch.autograd.Function):
             dc.addcmul_(dh, torch.addcmul(one, tc, tc, value=-1, out=k).mul_(o))  # δh o (1 - tanh² c)
             torch.mul(dh, tc, out=da_o).mul_(torch.addcmul(o, o, o, value=-1, out=k))  # δh tanh c · o (1 - o)
             if peep is not None:
-                dc.addcmul_(da_o, peep[2])
-            torch.mul(dc, g, out=da_i).mul_(torch.addcmul(i, i, i, value=-1, out=k))
-            torch.mul(dc, cs_[t], out=da_f).mul_(torch.addcmul(f, f, f, value=-1, out=k))
-            torch.mul(dc, i, out=da_g).mul_(torch.addcmul(one, g, g, value=-1, out=k))
-            dc.mul_(f)
+                dc.addcmul_(da_o, p_o)
+            cell_backward(dc, i, f, g, cs_[t], da_i, da_f, da_g, k, one)
             if peep is not None:
-                d_peep_if.addcmul_(d_if_[t], cs_[t].unsqueeze(1))
+                d_peep_if.addcmul_(d_if_[t], c_col_[t])
                 d_peep_o.addcmul_(da_o, cs_[t + 1])
-                dc.addcmul_(da_i, peep[0]).addcmul_(da_f, peep[1])
+                dc.addcmul_(da_i, p_i).addcmul_(da_f, p_f)
             u_t.mm(d_acts_[t], out=dh_rec)
             if rmask is not None:
                 dh_rec.mul_(rmask)

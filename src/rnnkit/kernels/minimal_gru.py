@@ -27,10 +27,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .gru import reset_candidate, reset_candidate_backward
 from . import workspace
+from .gru import reset_candidate, reset_candidate_backward
 from .packed import StepProduct
-from .pointwise import tanh_
+from .pointwise import by_step, tanh_
 
 
 class MinimalGRUSequence(torch.autograd.Function):
@@ -49,20 +49,26 @@ class MinimalGRUSequence(torch.autograd.Function):
         hs[0], cs[0] = h0, c0
         u_gates = StepProduct(w_hh[:2 * H] if reset else w_hh, B)  # [U_u; U_r] with the reset gate, else all
         u_h = StepProduct(w_hh[2 * H:], B) if reset else None
+        gates = by_step(acts, G // H)  # each step's views, made once: u, (r,) h~
+        u_, hn_ = gates[0], gates[-1]
+        xp_, acts_, hs_, cs_ = xp.unbind(0), acts.unbind(0), hs.unbind(0), cs.unbind(0)
+        if reset:
+            r_, rhs_ = gates[1], rhs.unbind(0)
+            xp_ur_, xp_h_, ur_ = xp[..., :2 * H].unbind(0), xp[..., 2 * H:].unbind(0), acts[..., :2 * H].unbind(0)
         for t in range(T):
-            h, c, a = hs[t], cs[t], acts[t]
+            h, c, c_new = hs_[t], cs_[t], cs_[t + 1]
             hr = h if hrs is None else torch.mul(h, rmask, out=hrs[t])
             if reset:
-                u_gates.addmm(xp[t, :, :2 * H], hr, out=a[:, :2 * H]).sigmoid_()
-                h_new = reset_candidate(xp[t, :, 2 * H:], a[:, H:2 * H], hr, u_h, rhs[t], a[:, 2 * H:])
+                u_gates.addmm(xp_ur_[t], hr, out=ur_[t]).sigmoid_()
+                h_new = reset_candidate(xp_h_[t], r_[t], hr, u_h, rhs_[t], hn_[t])
             else:
-                h_new = tanh_(u_gates.addmm(xp[t], hr, out=a)[:, H:], a)
-            u = a[:, :H]
-            hs[t + 1] = h_new
-            torch.sub(h_new, c, out=cs[t + 1]).mul_(u).add_(c)
+                u_gates.addmm(xp_[t], hr, out=acts_[t])
+                h_new = tanh_(hn_[t], acts_[t])
+            hs_[t + 1].copy_(h_new)
+            torch.sub(h_new, c, out=c_new).mul_(u_[t]).add_(c)
             if keep is not None:
-                torch.where(keep[t], hs[t + 1], h, out=hs[t + 1])
-                torch.where(keep[t], cs[t + 1], c, out=cs[t + 1])
+                torch.where(keep[t], hs_[t + 1], h, out=hs_[t + 1])
+                torch.where(keep[t], c_new, c, out=c_new)
         ctx.save_for_backward(acts, hs, cs, rhs, hrs, w_hh, keep, rmask)
         return cs[1:], hs[T], cs[T]
 
@@ -77,24 +83,28 @@ class MinimalGRUSequence(torch.autograd.Function):
         d_hn, k, d_rh, one = torch.empty_like(dh), torch.empty_like(dh), torch.empty_like(dh), dh.new_ones(())
         u_gates_t = StepProduct((w_hh[:2 * H] if reset else w_hh).t(), B)
         u_h_t = StepProduct(w_hh[2 * H:].t(), B) if reset else None
+        gates, d_gates = by_step(acts, G // H), by_step(d_acts, G // H)
+        u_, hn_, da_u_, da_h_ = gates[0], gates[-1], d_gates[0], d_gates[-1]
+        d_out_, d_acts_, hs_, cs_ = d_out.unbind(0), d_acts.unbind(0), hs.unbind(0), cs.unbind(0)
+        if reset:
+            r_, da_r_, d_ur_ = gates[1], d_gates[1], d_acts[..., :2 * H].unbind(0)
         for t in range(T - 1, -1, -1):
-            u, h_new = acts[t, :, :H], acts[t, :, -H:]
-            da_u, da_h = d_acts[t, :, :H], d_acts[t, :, -H:]
-            hr = hs[t] if hrs is None else hrs[t]
-            torch.add(d_out[t], dc_rec, out=dc)
+            u, h_new, da_u, da_h = u_[t], hn_[t], da_u_[t], da_h_[t]
+            hr = hs_[t] if hrs is None else hrs[t]
+            torch.add(d_out_[t], dc_rec, out=dc)
             if keep is not None:  # an ended sequence passes its gradients straight to the held state
                 hold_h, hold_c = dh * ~keep[t], dc * ~keep[t]
                 dh.mul_(keep[t])
                 dc.mul_(keep[t])
             torch.addcmul(dh, dc, u, out=d_hn)
-            torch.sub(h_new, cs[t], out=da_u).mul_(dc).mul_(torch.addcmul(u, u, u, value=-1, out=k))
+            torch.sub(h_new, cs_[t], out=da_u).mul_(dc).mul_(torch.addcmul(u, u, u, value=-1, out=k))
             torch.mul(d_hn, torch.addcmul(one, h_new, h_new, value=-1, out=k), out=da_h)
             torch.addcmul(dc, dc, u, value=-1, out=dc_rec)
             if reset:
-                via_h = reset_candidate_backward(da_h, acts[t, :, H:2 * H], hr, u_h_t, d_acts[t, :, H:2 * H], d_rh, k)
-                u_gates_t.addmm(via_h, d_acts[t, :, :2 * H], out=dh)
+                via_h = reset_candidate_backward(da_h, r_[t], hr, u_h_t, da_r_[t], d_rh, k)
+                u_gates_t.addmm(via_h, d_ur_[t], out=dh)
             else:
-                u_gates_t.mm(d_acts[t], out=dh)
+                u_gates_t.mm(d_acts_[t], out=dh)
             if rmask is not None:
                 dh.mul_(rmask)
             if keep is not None:
