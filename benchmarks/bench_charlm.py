@@ -6,7 +6,7 @@
   latency  batch-1 generation, microseconds per character, for a 2x512 LSTM: rnnkit's `generate`
            (`model.stepper()`: one token-table row and one product per layer) vs nn.LSTM called per character.
   quality  Tiny Shakespeare, contiguous 90/10 split: train for a time budget and report the best
-           validation loss (nats/char) per cell.
+           validation loss (nats/char) per cell; with several --seeds, also their ensemble's.
   ptb      Mikolov's char-level Penn Treebank (standard train/valid/test files, `--spaced`): LSTM, GRU and
            Elman RNN of about 3.3M parameters each, a time budget each, test bits per character beside
            Bai et al. (2018)'s published 1.36 / 1.37 / 1.48.
@@ -14,6 +14,7 @@
     python benchmarks/bench_charlm.py speed
     python benchmarks/bench_charlm.py latency
     python benchmarks/bench_charlm.py quality --minutes 15 --cells lstm gru
+    python benchmarks/bench_charlm.py quality --minutes 15 --seeds 0 1 2 3     # four runs and their ensemble
     python benchmarks/bench_charlm.py ptb --minutes 6 --cells lstm:512:500 gru:592:500 rnn:1024:700
 
 Data: ../shared/data/tinyshakespeare/input.txt (never the network).
@@ -173,25 +174,40 @@ def latency(args) -> str:
 
 
 def quality(args) -> str:
-    rows = []
-    for cell in args.cells:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(args.out or tmp) / f"shakespeare-{cell}"
-            task = lm.LMTask(data=str(SHAKESPEARE), level="char", seq_len=args.seq_len)
-            cfg = TrainConfig(steps=args.max_steps or 10**9, max_time=args.minutes * 60, batch_size=args.batch,
-                              lr=args.lr, schedule=args.schedule, clip_norm=5.0, eval_every=args.eval_every,
-                              stateful=True, seed=0, precision=args.precision, quiet=True)
-            model = {"cell": cell, "hidden": args.hidden, "layers": args.layers, "embedding": args.embedding,
-                     "dropout": args.dropout}
-            t = time.perf_counter()
-            report = lm.train(task, model, cfg, out)
-            minutes = (time.perf_counter() - t) / 60
-            history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-            best = min(r["loss"] for r in history if r.get("split") == "valid")
-            sample = "".join(lm.sample(out, prime="ROMEO:", length=200, temperature=0.8, seed=0))
-            rows.append((cell, best, report["step"], minutes, sample))
-            print(f"{cell}: best valid {best:.4f} after {report['step']} steps ({minutes:.1f} min)\n"
-                  f"ROMEO:{sample}\n", file=sys.stderr)
+    """Each cell trained once per ``--seeds`` entry; with several seeds, also the ensemble of a cell's runs
+    (their next-character distributions averaged), every run and the ensemble evaluated the same way."""
+    rows, ensembles = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in args.cells:
+            runs = []
+            for seed in args.seeds:
+                name = f"shakespeare-{cell}" + (f"-seed{seed}" if len(args.seeds) > 1 else "")
+                out = Path(args.out or tmp) / name
+                task = lm.LMTask(data=str(SHAKESPEARE), level="char", seq_len=args.seq_len)
+                cfg = TrainConfig(steps=args.max_steps or 10**9, max_time=args.minutes * 60, batch_size=args.batch,
+                                  lr=args.lr, schedule=args.schedule, clip_norm=5.0, eval_every=args.eval_every,
+                                  stateful=True, seed=seed, precision=args.precision, quiet=True)
+                model = {"cell": cell, "hidden": args.hidden, "layers": args.layers, "embedding": args.embedding,
+                         "dropout": args.dropout}
+                t = time.perf_counter()
+                report = lm.train(task, model, cfg, out)
+                minutes = (time.perf_counter() - t) / 60
+                history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+                best = min(r["loss"] for r in history if r.get("split") == "valid")
+                sample = "".join(lm.sample(out, prime="ROMEO:", length=200, temperature=0.8, seed=0))
+                label = cell + (f" (seed {seed})" if len(args.seeds) > 1 else "")
+                rows.append((label, best, report["step"], minutes, sample))
+                runs.append(out)
+                print(f"{label}: best valid {best:.4f} after {report['step']} steps ({minutes:.1f} min)\n"
+                      f"ROMEO:{sample}\n", file=sys.stderr)
+            if len(runs) > 1:
+                members = [lm.evaluate_run(r)["loss"] for r in runs]  # fp32, the runs' best weights
+                together = lm.evaluate_run(runs)["loss"]
+                sample = "".join(lm.sample(runs, prime="ROMEO:", length=200, temperature=0.8, seed=0))
+                ensembles.append((cell, members, together, sample))
+                listed = ", ".join(f"{m:.4f}" for m in members)
+                print(f"{cell} ensemble of {len(runs)}: {together:.4f} (members {listed})\nROMEO:{sample}\n",
+                      file=sys.stderr)
     lines = [header(f"Tiny Shakespeare char LM, 90/10 split, {args.minutes:g} min budget each: "
                     f"{args.layers}x{args.hidden}, embedding {args.embedding}, dropout {args.dropout}, "
                     f"B={args.batch}, T={args.seq_len}, Adam lr {args.lr}, schedule {args.schedule}"
@@ -200,6 +216,13 @@ def quality(args) -> str:
     for cell, best, steps, minutes, _ in rows:
         lines.append(f"| {cell} | {best:.4f} | {best / 0.6931471805599453:.3f} | {steps} | {minutes:.1f} |")
     lines.append(f"\nsample ({rows[0][0]}, temperature 0.8):\n\n```\nROMEO:{rows[0][4]}\n```")
+    for cell, members, together, sample in ensembles:
+        lines += [f"\n{cell}: ensemble of the {len(members)} runs (next-character distributions averaged), "
+                  "validation loss from the best weights, fp32:\n",
+                  "| model | valid loss (nats/char) | bits/char |", "|---|---:|---:|"]
+        lines += [f"| seed {seed} | {m:.4f} | {m / 0.6931471805599453:.3f} |" for seed, m in zip(args.seeds, members)]
+        lines.append(f"| **ensemble** | **{together:.4f}** | {together / 0.6931471805599453:.3f} |")
+        lines.append(f"\nsample (ensemble, temperature 0.8):\n\n```\nROMEO:{sample}\n```")
     return "\n".join(lines)
 
 
@@ -250,6 +273,8 @@ def main():
     parser.add_argument("--chars", type=int, default=500, help="latency: characters per round")
     parser.add_argument("--minutes", type=float, default=15.0, help="quality: budget per cell")
     parser.add_argument("--cells", nargs="+", default=["lstm"], help="quality: kinds; ptb: KIND:HIDDEN:STEPS")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="quality: one run per seed; several "
+                        "also report their ensemble")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--eval-every", type=int, default=500)

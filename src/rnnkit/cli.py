@@ -1048,9 +1048,22 @@ def caption_command(
 # ----- using a trained run ------------------------------------------------------------------------------
 
 
+def _lm_runs(run_dirs: list[Path], command: str) -> Path | list[Path]:
+    """One run directory as it is; several must all be language-model runs (an ensemble)."""
+    if len(run_dirs) == 1:
+        return run_dirs[0]
+    tasks = {str(d): checkpoint.run_task(d) for d in run_dirs}
+    others = {d: t for d, t in tasks.items() if t not in ("charlm", "wordlm")}
+    if others:
+        raise ValueError(f"{command}: several run directories make an ensemble of language models (charlm, wordlm); "
+                         "got " + ", ".join(f"{d} ({t or 'no readable config.json'})" for d, t in others.items()))
+    return run_dirs
+
+
 @app.command()
 def generate(
-    run_dir: Path = typer.Argument(..., help="A charlm/wordlm run directory."),
+    run_dirs: list[Path] = typer.Argument(..., help="A charlm/wordlm run directory; several: sample from their "
+                                          "ensemble (next-token distributions averaged)."),
     prime: str = typer.Option("", help="Text to start from (characters must be in the vocabulary)."),
     length: int = typer.Option(500, help="Tokens to generate (stops early at <eos> for word models)."),
     temperature: float = typer.Option(1.0, help="Softmax temperature; 0 = greedy."),
@@ -1061,7 +1074,9 @@ def generate(
                                 "done, after a line '=== sample K/N ===')."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ):
-    """Sample text from a trained language model, streaming tokens as they are produced."""
+    """Sample text from a trained language model (or an ensemble of several), streaming tokens as they are
+    produced."""
+    run_dir = _lm_runs(run_dirs, "generate")
     if samples != 1:
         texts = lm.sample_many(run_dir, prime=prime, length=length, samples=samples, temperature=temperature,
                                top_k=top_k, top_p=top_p, seed=seed, device=device)
@@ -1076,7 +1091,8 @@ def generate(
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A trained run directory."),
+    run_dirs: list[Path] = typer.Argument(..., help="A trained run directory; several language-model runs: "
+                                          "evaluate their ensemble (next-token distributions averaged)."),
     data: Optional[Path] = typer.Option(None, help="Text to evaluate on (default: the run's validation text); for a "
                                         "music run, another piano-roll file whose test split to score."),
     batch_size: Optional[int] = typer.Option(None, help="Parallel streams (default: the training batch size)."),
@@ -1089,7 +1105,12 @@ def evaluate(
     run was made with, from its best weights)."""
     from .tasks import act, babi, captions, han, mdlstm, memory, music, ntm, vqa
 
-    task = checkpoint.run_task(run_dir)
+    if len(run_dirs) > 1:
+        run_dir = _lm_runs(run_dirs, "evaluate")
+        task = checkpoint.run_task(run_dirs[0])
+    else:
+        run_dir = run_dirs[0]
+        task = checkpoint.run_task(run_dir)
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"evaluate: expected --precision fp32 or bf16, got {precision!r}")
     if precision != "fp32" and task not in ("charlm", "wordlm"):
@@ -1107,7 +1128,7 @@ def evaluate(
         extra = {"data": data} if task == "music" else {}
         typer.echo(module.describe(module.evaluate_run(run_dir, device=device, **extra)))
         return
-    if task in ("ntm", "act", "babi") or memory.is_run(run_dir):
+    if task in ("ntm", "act", "babi") or memory.is_run(run_dirs[0]):
         if data is not None or batch_size is not None:
             held_out = "its bAbI task's test file" if task == "babi" else "its own generated test set"
             raise ValueError(f"{run_dir}: this {task} run is evaluated on {held_out}; --data and --batch-size do "

@@ -282,6 +282,47 @@ def test_generate_words(word_run):
         assert {p.strip() for p in pieces if p != "\n"} <= vocab - {"<eos>"}
 
 
+def test_evaluate_and_generate_an_ensemble_of_runs(char_run, shakespeare, tmp_path):
+    """Two char runs (another seed, another width) evaluated together: the loss of their averaged next-char
+    distributions, computed here by hand; and sampling from the ensemble."""
+    run, _ = char_run
+    other = tmp_path / "other"
+    cli("train", "charlm", "--data", shakespeare, "--out", other, "--steps", 8, "--eval-every", 4, "--seed", 1,
+        "--embedding", 8, *TINY)
+    _, valid = split_contiguous(read_text(shakespeare), (0.9, 0.1))
+    models = [lm.load(r)[0] for r in (run, other)]
+    vocab = lm.load(run)[1]
+    ids = vocab.encode(list(valid))
+    source = StreamBatches(ids, max(1, min(8, (len(ids) - 1) // 32)), 32)
+    total = count = 0
+    states = [None, None]
+    with torch.no_grad():
+        for batch in source.batches(0):
+            outs = [m(batch.x, s) for m, s in zip(models, states)]
+            states = [s for _, s in outs]
+            p = torch.stack([z.softmax(-1) for z, _ in outs]).mean(0)
+            total -= float(p.gather(-1, batch.y[..., None]).log().sum())
+            count += batch.y.numel()
+    r = report_of(cli("evaluate", run, other).stdout)
+    assert abs(r["loss"] - total / count) < 1e-4
+    singles = [report_of(cli("evaluate", d).stdout)["loss"] for d in (run, other)]
+    assert r["loss"] <= sum(singles) / 2 + 1e-4
+    out = cli("generate", run, other, "--prime", "ROMEO:", "--length", 40, "--seed", 3).stdout
+    assert out.startswith("ROMEO:") and len(out) == len("ROMEO:") + 40 + 1
+    assert out == cli("generate", run, other, "--prime", "ROMEO:", "--length", 40, "--seed", 3).stdout
+
+
+def test_an_ensemble_needs_language_models_of_one_vocabulary(char_run, word_run, tmp_path):
+    (char, _), (word, _) = char_run, word_run
+    one_line_error(cli("evaluate", char, word, ok=False), "char-level model but", "word-level")
+    text = tmp_path / "abc.txt"
+    text.write_text("abcab cabca bcabc\n" * 400, encoding="utf-8")
+    abc = tmp_path / "abc"
+    cli("train", "charlm", "--data", text, "--out", abc, "--steps", 2, *TINY)
+    one_line_error(cli("evaluate", char, abc, ok=False), "different vocabulary", "(5 against")
+    one_line_error(cli("generate", char, tmp_path, ok=False), "ensemble of language models", "no readable config.json")
+
+
 def test_pretrained_vectors_are_copied_into_the_embedding(ptb, tmp_path):
     train, valid = ptb
     vectors = {"the": [0.5 + i for i in range(8)], "of": [-1.0] * 8, "zzzunseen": [9.0] * 8}

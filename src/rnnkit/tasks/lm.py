@@ -20,6 +20,7 @@ from ..data import StreamBatches
 from ..data.text import read_text, split_contiguous, unspace, words
 from ..data.vocab import Vocab
 from ..decode.sample import generate, generate_many
+from ..models.ensemble import Ensemble
 from ..models.lm import LanguageModel, LMConfig
 from ..train import TrainConfig, Trainer, checkpoint, evaluate, seed_everything, sequence_loss
 from ..train.trainer import precision_context
@@ -137,6 +138,29 @@ def load(run_dir, *, best: bool = True, device="cpu") -> tuple[LanguageModel, Vo
     return model.to(device), vocab, config
 
 
+def load_runs(run_dirs, *, device="cpu") -> tuple[LanguageModel | Ensemble, Vocab, dict]:
+    """One run directory, or several as an :class:`~rnnkit.models.ensemble.Ensemble` (their next-token
+    distributions averaged): the model, the vocabulary and the first run's config. The runs of an ensemble
+    must have the same vocabulary (the same tokens in the same order) and level (char or word)."""
+    if isinstance(run_dirs, (str, Path)):
+        return load(run_dirs, device=device)
+    run_dirs = list(run_dirs)
+    if not run_dirs:
+        raise ValueError("expected at least one run directory, got none")
+    if len(run_dirs) == 1:
+        return load(run_dirs[0], device=device)
+    loaded = [load(d, device=device) for d in run_dirs]
+    _, vocab, config = loaded[0]
+    for d, (_, other_vocab, other) in zip(run_dirs[1:], loaded[1:]):
+        if other["data"]["level"] != config["data"]["level"]:
+            raise ValueError(f"ensemble: {run_dirs[0]} is a {config['data']['level']}-level model but {d} is "
+                             f"{other['data']['level']}-level; the runs must model the same tokens")
+        if other_vocab.tokens != vocab.tokens:
+            raise ValueError(f"ensemble: {d} has a different vocabulary from {run_dirs[0]} ({len(other_vocab)} against "
+                             f"{len(vocab)} tokens, or the same tokens in another order); the runs must share one")
+    return Ensemble([model for model, _, _ in loaded]), vocab, config
+
+
 def stream_source(ids: torch.Tensor, batch_size: int, seq_len: int) -> StreamBatches:
     """Evaluation streams: up to batch_size of them, each at least seq_len tokens long when possible."""
     return StreamBatches(ids, max(1, min(batch_size, (len(ids) - 1) // seq_len)), seq_len)
@@ -145,12 +169,14 @@ def stream_source(ids: torch.Tensor, batch_size: int, seq_len: int) -> StreamBat
 def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="cpu", precision: str = "fp32") -> dict:
     """Loss (nats), bits per token and perplexity of a trained model: on the run's own validation text
     (cut as in training), or on the text file ``data``; streams and T as in training unless given.
+    ``run_dir`` may be a list of run directories: their ensemble (:func:`load_runs`) is evaluated, on the
+    first run's validation text.
     ``precision="bf16"`` runs the forward passes under bf16 autocast (inference in bf16)."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"evaluate: expected precision 'fp32' or 'bf16', got {precision!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"evaluate: expected batch_size >= 1 (parallel streams), got {batch_size!r}")
-    model, vocab, config = load(run_dir, device=device)
+    model, vocab, config = load_runs(run_dir, device=device)
     level, seq_len = config["data"]["level"], config["data"]["seq_len"]
     batch_size = batch_size or config["train"]["batch_size"]
     if data is None:
@@ -167,7 +193,7 @@ def evaluate_run(run_dir, *, data=None, batch_size: int | None = None, device="c
 
 
 def _primed(run_dir, prime: str, device):
-    model, vocab, config = load(run_dir, device=device)
+    model, vocab, config = load_runs(run_dir, device=device)
     level = config["data"]["level"]
     prime_tokens = list(prime) if level == "char" else prime.split()
     if not prime_tokens:  # start as after a line break
