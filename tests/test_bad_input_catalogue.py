@@ -213,6 +213,16 @@ def shrink_vocab(run, ctx):
     (run / "vocab.json").write_text(json.dumps(vocab))
 
 
+def another_run_with_its_tokens_reordered(run, ctx):
+    """A second copy of the run whose vocabulary has the same tokens, two of them swapped."""
+    other = ctx.run("other")
+    vocab = json.loads((other / "vocab.json").read_text())
+    key = next(k for k, v in vocab.items() if isinstance(v, list))
+    vocab[key][0], vocab[key][1] = vocab[key][1], vocab[key][0]
+    (other / "vocab.json").write_text(json.dumps(vocab))
+    return {"other": other}
+
+
 def read_only(run, ctx):
     """Simulate a read-only run directory: creating, replacing, deleting or opening for writing any file in
     it fails with EACCES, as it would for a non-root user after chmod a-w."""
@@ -550,6 +560,10 @@ CASES = [
     Case("--schedule cosine-time without a time budget", "cli", file_case("text.txt", CORPUS),
          charlm("--schedule", "cosine-time"), r"schedule 'cosine-time' anneals over the time budget; set max_time "
          r"\(--max-minutes on the command line\)"),
+    Case("an ensemble of runs with different vocabularies", "cli", run_case(edit=another_run_with_its_tokens_reordered),
+         lambda p: ["evaluate", p["run"], p["other"]],
+         r"ensemble: \S*other has a different vocabulary from \S*run \(the same \d+ tokens in another order\); the "
+         r"runs must share one"),
 ]
 
 

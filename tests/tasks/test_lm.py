@@ -319,7 +319,7 @@ def test_an_ensemble_needs_language_models_of_one_vocabulary(char_run, word_run,
     text.write_text("abcab cabca bcabc\n" * 400, encoding="utf-8")
     abc = tmp_path / "abc"
     cli("train", "charlm", "--data", text, "--out", abc, "--steps", 2, *TINY)
-    one_line_error(cli("evaluate", char, abc, ok=False), "different vocabulary", "(5 against")
+    one_line_error(cli("evaluate", char, abc, ok=False), "different vocabulary", "(5 tokens against", "not in both")
     one_line_error(cli("generate", char, tmp_path, ok=False), "ensemble of language models", "no readable config.json")
 
 

@@ -156,8 +156,11 @@ def load_runs(run_dirs, *, device="cpu") -> tuple[LanguageModel | Ensemble, Voca
             raise ValueError(f"ensemble: {run_dirs[0]} is a {config['data']['level']}-level model but {d} is "
                              f"{other['data']['level']}-level; the runs must model the same tokens")
         if other_vocab.tokens != vocab.tokens:
-            raise ValueError(f"ensemble: {d} has a different vocabulary from {run_dirs[0]} ({len(other_vocab)} against "
-                             f"{len(vocab)} tokens, or the same tokens in another order); the runs must share one")
+            unshared = len(set(other_vocab.tokens) ^ set(vocab.tokens))
+            detail = (f"the same {len(vocab)} tokens in another order" if not unshared else
+                      f"{len(other_vocab)} tokens against {len(vocab)}, {unshared} not in both")
+            raise ValueError(f"ensemble: {d} has a different vocabulary from {run_dirs[0]} ({detail}); the runs must "
+                             "share one")
     return Ensemble([model for model, _, _ in loaded]), vocab, config
 
 
