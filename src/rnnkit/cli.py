@@ -1073,18 +1073,20 @@ def generate(
     samples: int = typer.Option(1, help="Samples to make at once, as one batch (> 1: each printed when all are "
                                 "done, after a line '=== sample K/N ===')."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    precision: str = typer.Option("fp32", help="fp32, or bf16: the recurrent products with bf16 weights (LSTM, "
+                                  "peephole and Elman models; faster on CPUs with AVX-512 BF16 or AMX)."),
 ):
     """Sample text from a trained language model (or an ensemble of several), streaming tokens as they are
     produced."""
     run_dir = _lm_runs(run_dirs, "generate")
     if samples != 1:
         texts = lm.sample_many(run_dir, prime=prime, length=length, samples=samples, temperature=temperature,
-                               top_k=top_k, top_p=top_p, seed=seed, device=device)
+                               top_k=top_k, top_p=top_p, seed=seed, device=device, precision=precision)
         for k, text in enumerate(texts, 1):
             typer.echo(f"=== sample {k}/{len(texts)} ===\n{prime}{text}")
         return
     tokens = lm.sample(run_dir, prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                       seed=seed, device=device)
+                       seed=seed, device=device, precision=precision)
     _stream(tokens, prime)
     typer.echo("")
 

@@ -5,6 +5,8 @@ import torch
 
 from rnnkit.decode.sample import generate
 from rnnkit.layers import KINDS
+from rnnkit.kernels.packed import packs
+from rnnkit.layers import stepping
 from rnnkit.layers.stepping import Stepper, stepper_for
 from rnnkit.models.lm import LanguageModel, LMConfig
 
@@ -112,3 +114,72 @@ def test_blocked_product_is_the_plain_product(parts, batch, add):
              "rows": torch.randn(batch, 8, generator=g, dtype=torch.float64)}[add]
     want = x @ W if extra is None else x @ W + extra
     torch.testing.assert_close(blocked_product(extra, x, column_blocks(W, parts)), want, rtol=0, atol=1e-12)
+
+
+ONEDNN = pytest.mark.skipif(not packs(torch.zeros(4, 4)), reason="oneDNN's packed products are not available")
+
+
+def float32_model(cell, layers=2):
+    return model_of(cell, 8, layers).float().eval()
+
+
+@ONEDNN
+@pytest.mark.parametrize("cell", JOINT)
+def test_float32_stepper_runs_packed_products_equal_to_step(cell):
+    model = float32_model(cell)
+    step = model.stepper()
+    ids = torch.randint(0, V, (2, 8), generator=torch.Generator().manual_seed(1))
+    state_a = state_b = None
+    with torch.no_grad():
+        for t in range(ids.shape[1]):
+            a, state_a = step(ids[:, t], state_a)
+            b, state_b = model.step(ids[:, t], state_b)
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("add", ["none", "rows"])
+def test_bf16_product_rounds_the_weights_and_the_input_only(packed, add, monkeypatch):
+    """product(w, "bf16") = add + x W^T with W rounded to bf16; packed (oneDNN), x too and the product rounded to
+    bf16 as under autocast (equal to torch's bf16 mm to one bf16 unit); the result float32."""
+    if packed and not packs(torch.zeros(4, 4)):
+        pytest.skip("oneDNN's packed products are not available")
+    if not packed:
+        monkeypatch.setattr(stepping, "packs", lambda w, rows=None: False)
+    g = torch.Generator().manual_seed(0)
+    w, x = torch.randn(48, 32, generator=g), torch.randn(3, 32, generator=g)
+    extra = None if add == "none" else torch.randn(3, 48, generator=g)
+    got = stepping.product(w, "bf16")(x, extra)
+    want = (x.bfloat16() @ w.bfloat16().t()).float() if packed else x @ w.bfloat16().float().t()
+    want = want if extra is None else want + extra
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=2 ** -7 if packed else 1e-5, atol=1e-5)
+    assert not torch.allclose(got, x @ w.t() if extra is None else x @ w.t() + extra, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", JOINT)
+def test_bf16_stepper_stays_close_to_float32(cell):
+    model = float32_model(cell)
+    fp32, bf16 = model.stepper(), model.stepper("bf16")
+    ids = torch.randint(0, V, (1, 20), generator=torch.Generator().manual_seed(2))
+    state_a = state_b = None
+    with torch.no_grad():
+        for t in range(ids.shape[1]):
+            a, state_a = fp32(ids[:, t], state_a)
+            b, state_b = bf16(ids[:, t], state_b)
+            assert b.dtype == torch.float32 and (state_b[0][0] if cell != "rnn" else state_b[0]).dtype == torch.float32
+            torch.testing.assert_close(b, a, rtol=0, atol=3e-2)
+    prime = torch.tensor([1, 2])
+    g = torch.Generator().manual_seed(3)
+    tokens = list(generate(model, prime, 30, temperature=0.8, precision="bf16", generator=g))
+    assert len(tokens) == 30 and all(0 <= t < V for t in tokens)
+
+
+def test_bf16_generation_is_refused_where_there_is_no_prepared_step():
+    with pytest.raises(ValueError, match="bf16 weights need the prepared step, which the rnn, lstm and peephole cells "
+                                         "have in eval mode; this gru model has no prepared step"):
+        generate(model_of("gru", 4).float(), torch.tensor([1]), 5, precision="bf16")  # refused at the call
+    with pytest.raises(ValueError, match="this lstm model is in training mode"):
+        model_of("lstm", 4).float().train().stepper("bf16")
+    with pytest.raises(ValueError, match="expected precision 'fp32' or 'bf16', got 'fp16'"):
+        model_of("lstm", 4).float().stepper("fp16")

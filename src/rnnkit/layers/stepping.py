@@ -27,7 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..kernels.packed import packs
 
+
+PRECISIONS = ("fp32", "bf16")
 PARTS = 4  # column blocks of a product on the CPU (measured: 4 beats 2 beats 1 on 2 cores)
 
 
@@ -54,10 +57,12 @@ def blocked_product(add: Tensor | None, x: Tensor, blocks: Tensor) -> Tensor:
 
 
 class Stepper:
-    def __init__(self, rnn, input_table: Tensor | None = None):
+    def __init__(self, rnn, input_table: Tensor | None = None, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"Stepper: expected precision 'fp32' or 'bf16', got {precision!r}")
         self.cells = rnn.cells
         self.table = None
-        self.layers = []  # (weight blocks (P, F+R or R, kH/P), bias (kH,) or None) per layer
+        self.layers = []  # (product: x (B, K) -> x W (B, kH), bias (kH,) or None) per layer
         with torch.no_grad():
             for i, cell in enumerate(rnn.cells):
                 bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
@@ -67,30 +72,56 @@ class Stepper:
                                          f"got {tuple(input_table.shape)}")
                     table = input_table.to(cell.weight_ih.dtype) @ cell.weight_ih.t()  # (V, kH)
                     self.table = table if bias is None else table + bias
-                    weight, bias = cell.weight_hh.t(), None
+                    weight, bias = cell.weight_hh, None
                 else:
-                    weight = torch.cat([cell.weight_ih, cell.weight_hh], dim=1).t()  # (F+R, kH)
-                parts = 1 if weight.device.type != "cpu" else max(p for p in (PARTS, 2, 1) if weight.shape[1] % p == 0)
-                self.layers.append((column_blocks(weight, parts), bias))
+                    weight = torch.cat([cell.weight_ih, cell.weight_hh], dim=1)  # (kH, F+R)
+                self.layers.append((product(weight, precision), bias))
 
     def __call__(self, x: Tensor, state: list) -> tuple[Tensor, list]:
         """x: ids (B,) when made with an input table, else inputs (B, F) -> (y (B, H), new state).
         Call it under ``torch.no_grad()`` (``generate`` does)."""
         new_state = []
-        for i, (cell, (blocks, bias), s) in enumerate(zip(self.cells, self.layers, state)):
+        for i, (cell, (times, bias), s) in enumerate(zip(self.cells, self.layers, state)):
             h = s if isinstance(s, Tensor) else s[0]
             if i == 0 and self.table is not None:
-                a = blocked_product(F.embedding(x, self.table), h, blocks)
+                a = times(h, F.embedding(x, self.table))
             else:
-                a = blocked_product(bias, torch.cat([x, h], dim=1), blocks)
+                a = times(torch.cat([x, h], dim=1), bias)
             x, s = cell.update(a, s)
             new_state.append(s)
         return x, new_state
 
 
-def stepper_for(rnn, input_table: Tensor | None = None) -> Stepper | None:
+def product(weight: Tensor, precision: str = "fp32"):
+    """``(x, add) -> add + x @ weight.T`` for weight (N, K), x (B, K), add (N,), (B, N) or None; the result in
+    float32 (the state's precision) whatever the weights'.
+
+    On CPUs with oneDNN, against the weight packed once (``rnnkit.kernels.packed``), in float32 or, with
+    ``precision="bf16"``, in bf16 (weights and input rounded to bf16, sums in float32, the product rounded to
+    bf16 as under autocast); elsewhere the column-blocked batched product (with ``"bf16"``, of the weights
+    rounded to bf16)."""
+    if packs(weight) or (precision == "bf16" and packs(weight.bfloat16())):
+        reorder, linear = torch.ops.mkldnn._reorder_linear_weight, torch.ops.mkldnn._linear_pointwise
+        low = precision == "bf16" and weight.dtype == torch.float32
+        packed = reorder(weight.detach().to(torch.bfloat16 if low else weight.dtype).contiguous(), 1)
+
+        def times(x: Tensor, add: Tensor | None) -> Tensor:
+            out = linear(x.to(torch.bfloat16) if low else x, packed, None, "none", [], "")
+            if low:
+                return out.float() if add is None else torch.add(add, out)
+            return out if add is None else out.add_(add)
+        return times
+    if precision == "bf16":
+        weight = weight.to(torch.bfloat16).to(weight.dtype)  # the same rounding of the weights on every device
+    weight = weight.t()  # (K, N)
+    parts = 1 if weight.device.type != "cpu" else max(p for p in (PARTS, 2, 1) if weight.shape[1] % p == 0)
+    blocks = column_blocks(weight, parts)
+    return lambda x, add: blocked_product(add, x, blocks)
+
+
+def stepper_for(rnn, input_table: Tensor | None = None, precision: str = "fp32") -> Stepper | None:
     """A :class:`Stepper` for ``rnn`` if it can have one (unidirectional, every cell with a pointwise
     ``update``, no recurrent dropout in training), else None."""
     if getattr(rnn, "bidirectional", True) or not getattr(rnn, "joint_step", False) or rnn.training:
         return None
-    return Stepper(rnn, input_table)
+    return Stepper(rnn, input_table, precision)

@@ -60,9 +60,9 @@ class Ensemble(nn.Module):
         outs = [m.step(ids, s) for m, s in zip(self.members, self._states(states))]
         return self._average([z for z, _ in outs]), [s for _, s in outs]
 
-    def stepper(self):
+    def stepper(self, precision: str = "fp32"):
         """``step`` with each member's prepared stepper (see ``LanguageModel.stepper``)."""
-        steps = [m.stepper() for m in self.members]
+        steps = [m.stepper(precision) for m in self.members]
 
         def step(ids: Tensor, states=None):
             outs = [f(ids, s) for f, s in zip(steps, self._states(states))]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ENCODERS, make_encoder
-from ..layers.stepping import stepper_for
+from ..layers.stepping import PRECISIONS, stepper_for
 
 
 @dataclass
@@ -102,19 +102,27 @@ class LanguageModel(nn.Module):
         out, state = self.rnn.step(self.inputs(ids), state)  # (B, H)
         return self.head(self.drop(out)), state
 
-    def stepper(self):
+    def stepper(self, precision: str = "fp32"):
         """``step`` for generation, with the weights prepared once (``rnnkit.layers.stepping``): the first layer's
         input products for every token are one table (V, kH), so a token costs a row lookup and one product per
-        layer. Same signature and state as ``step``; a snapshot of the weights, for inference. Falls back to
-        ``step`` in training mode, for a TCN, and for cells without a joint product (GRU, minimal GRU)."""
-        if self.config.cell == "tcn" or self.training:
+        layer. Same signature and state as ``step``; a snapshot of the weights, for inference. ``precision="bf16"``
+        runs the recurrent products with bf16 weights (the state, table and output layer stay float32). Falls back
+        to ``step`` in training mode, for a TCN, and for cells without a joint product (GRU, minimal GRU)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"LanguageModel.stepper: expected precision 'fp32' or 'bf16', got {precision!r}")
+        rnn_step = None
+        if self.config.cell != "tcn" and not self.training:
+            with torch.no_grad():
+                tokens = self.embed.weight if self.embed is not None else torch.eye(
+                    self.config.vocab_size, dtype=self.head.weight.dtype, device=self.head.weight.device)
+                rnn_step = stepper_for(self.rnn, tokens, precision)
+        if rnn_step is None:
+            if precision != "fp32":
+                why = "is in training mode" if self.training else "has no prepared step"
+                raise ValueError(f"LanguageModel.stepper: bf16 weights need the prepared step, which the rnn, lstm "
+                                 f"and peephole cells have in eval mode; this {self.config.cell} model {why}")
             return self.step
         with torch.no_grad():
-            tokens = self.embed.weight if self.embed is not None else torch.eye(
-                self.config.vocab_size, dtype=self.head.weight.dtype, device=self.head.weight.device)
-            rnn_step = stepper_for(self.rnn, tokens)
-            if rnn_step is None:
-                return self.step
             weight, bias = self.head.weight.t().contiguous(), self.head.bias.detach().clone()
 
         def step(ids: Tensor, state=None):

@@ -211,25 +211,25 @@ def _text_pieces(vocab, level: str, ids):
 
 
 def sample_many(run_dir, *, prime: str, length: int, samples: int, temperature: float = 1.0, top_k=None,
-                top_p=None, seed: int | None = None, device="cpu") -> list[str]:
+                top_p=None, seed: int | None = None, device="cpu", precision: str = "fp32") -> list[str]:
     """``samples`` generated texts after the priming text, made as one batch (:func:`generate_many`); each
     string is what :func:`sample` would stream for one of them."""
     model, vocab, level, prime_ids = _primed(run_dir, prime, device)
     if seed is not None:
         torch.manual_seed(seed)
     rows = generate_many(model, prime_ids, length, samples, temperature=temperature, top_k=top_k, top_p=top_p,
-                         eos_id=None if level == "char" else vocab.eos_id)
+                         eos_id=None if level == "char" else vocab.eos_id, precision=precision)
     return ["".join(_text_pieces(vocab, level, row)) for row in rows]
 
 
 def sample(run_dir, *, prime: str, length: int, temperature: float = 1.0, top_k=None, top_p=None,
-           seed: int | None = None, device="cpu"):
+           seed: int | None = None, device="cpu", precision: str = "fp32"):
     """The generated text piece by piece (an iterator) after the priming text: characters for a char
     model; " word", or a line break for <eos>, for a word model. Bad input raises here, not later."""
     model, vocab, level, prime_ids = _primed(run_dir, prime, device)
     if seed is not None:
         torch.manual_seed(seed)
     tokens = generate(model, prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
-                      eos_id=None if level == "char" else vocab.eos_id)
+                      eos_id=None if level == "char" else vocab.eos_id, precision=precision)
     # checked above, before the first piece: bad input fails before anything is printed
     return _text_pieces(vocab, level, tokens)
