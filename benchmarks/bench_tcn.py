@@ -271,9 +271,11 @@ def targets(results: dict, args) -> list[str]:
     copies = {k: value("copy", k) for k in MODELS if value("copy", k) is not None}
     if copies:
         best = min(copies, key=copies.get)
-        ok = copies[best] < 0.0204
-        out.append(f"- copy T=1000, some model below the LSTM's published 0.0204: {best} {copies[best]:.3g} "
-                   f"{'✓' if ok else '✗'}")
+        trivial = results["copy"][best].get("baseline", 0.0204)  # blank, then a uniform guess: ~0.02039
+        # the trivial answer itself is below 0.0204 by rounding: a model must beat it as well to count
+        ok = copies[best] < min(0.0204, trivial)
+        out.append(f"- copy T=1000, some model below the LSTM's published 0.0204 and the trivial {trivial:.5f}: "
+                   f"{best} {copies[best]:.3g} {'✓' if ok else '✗'}")
     lstm = value("row-mnist", "lstm")
     if lstm is not None:
         out.append(f"- row-MNIST LSTM >= 98.5 %: {lstm:.2f} % {'✓' if lstm >= 98.5 else '✗'}")
