@@ -29,10 +29,10 @@ from .pointwise import tanh_
 FORWARD = {"tanh": tanh_, "sigmoid": torch.sigmoid_, "relu": torch.relu_, "identity": lambda x: x}
 
 
-def times_derivative(d: Tensor, name: str, y: Tensor, k: Tensor) -> Tensor:
-    """d ⊙ φ'(a) in place, written through φ's output y = φ(a) (``k`` is scratch)."""
+def times_derivative(d: Tensor, name: str, y: Tensor, k: Tensor, one: Tensor) -> Tensor:
+    """d ⊙ φ'(a) in place, written through φ's output y = φ(a) (``k`` is scratch, ``one`` a 0-dim 1)."""
     if name == "tanh":
-        return d.mul_(torch.addcmul(d.new_ones(()), y, y, value=-1, out=k))
+        return d.mul_(torch.addcmul(one, y, y, value=-1, out=k))
     if name == "sigmoid":
         return d.mul_(torch.addcmul(y, y, y, value=-1, out=k))
     if name == "relu":
@@ -53,13 +53,14 @@ class JordanSequence(torch.autograd.Function):
         yrs = None if rmask is None else workspace.empty((T, B, O), xp)
         ys[0] = y0
         u, w_out = StepProduct(w_hh, B), StepProduct(w_ho, B, b_ho)
+        xp_, hs_, ys_ = xp.unbind(0), hs.unbind(0), ys.unbind(0)  # every step's views, made once
         for t in range(T):
-            y = ys[t]
+            y = ys_[t]
             yr = y if yrs is None else torch.mul(y, rmask, out=yrs[t])
-            h = phi_h(u.addmm(xp[t], yr, out=hs[t]))
-            phi_y(w_out.mm(h, out=ys[t + 1]))
+            h = phi_h(u.addmm(xp_[t], yr, out=hs_[t]))
+            phi_y(w_out.mm(h, out=ys_[t + 1]))
             if keep is not None:
-                torch.where(keep[t], ys[t + 1], y, out=ys[t + 1])
+                torch.where(keep[t], ys_[t + 1], y, out=ys_[t + 1])
         ctx.acts = acts
         ctx.save_for_backward(hs, ys, yrs, w_hh, w_ho, b_ho, keep, rmask)
         return ys[1:], ys[T]
@@ -71,16 +72,17 @@ class JordanSequence(torch.autograd.Function):
         T, B, H = hs.shape
         O = w_ho.shape[0]
         d_hs, d_ay = workspace.empty_like(hs), workspace.empty_like(ys[1:])
-        dy_rec, k_h, k_y = d_yT.clone(), hs.new_empty(B, H), hs.new_empty(B, O)
+        dy_rec, k_h, k_y, one = d_yT.clone(), hs.new_empty(B, H), hs.new_empty(B, O), hs.new_ones(())
         u_t, w_out_t = StepProduct(w_hh.t(), B), StepProduct(w_ho.t(), B)
+        d_out_, d_ay_, d_hs_, hs_, ys_ = d_out.unbind(0), d_ay.unbind(0), d_hs.unbind(0), hs.unbind(0), ys.unbind(0)
         for t in range(T - 1, -1, -1):
-            dy = torch.add(d_out[t], dy_rec, out=d_ay[t])
+            dy = torch.add(d_out_[t], dy_rec, out=d_ay_[t])
             if keep is not None:  # an ended sequence passes its gradient straight to the held state
                 hold = dy * ~keep[t]
                 dy.mul_(keep[t])
-            times_derivative(dy, act_y, ys[t + 1], k_y)
-            times_derivative(w_out_t.mm(dy, out=d_hs[t]), act_h, hs[t], k_h)
-            u_t.mm(d_hs[t], out=dy_rec)
+            times_derivative(dy, act_y, ys_[t + 1], k_y, one)
+            times_derivative(w_out_t.mm(dy, out=d_hs_[t]), act_h, hs_[t], k_h, one)
+            u_t.mm(d_hs_[t], out=dy_rec)
             if rmask is not None:
                 dy_rec.mul_(rmask)
             if keep is not None:
