@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.cells import GRUCell, JordanCell, LayerNormLSTMCell, LSTMCell, MinimalGRUCell
-from rnnkit.kernels import packed, workspace
+from rnnkit.kernels import layer_norm_lstm, packed, workspace
 from rnnkit.layers import Recurrent
 
 TIGHT = {"rtol": 1e-10, "atol": 1e-10}
@@ -83,6 +83,21 @@ def test_sequence_path_equals_the_step_loop_float64(name, lengths, recurrent_dro
     if name == "lstm" and not recurrent_dropout:  # the layer would run torch's kernel: hide the cell's class
         fast = run_layer(_only_sequence(cell), x, lengths, state, "auto", recurrent_dropout)
     slow = run_layer(cell, x, lengths, state, False, recurrent_dropout)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, **TIGHT)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+@pytest.mark.parametrize("lengths", [None, [6, 3, 1]])
+def test_layer_norm_lstm_chunks_of_steps_give_the_step_loop(chunk, lengths, monkeypatch):
+    """The layer-norm LSTM normalises xp and sums its γ, β gradients over chunks of steps: chunks of 1, of
+    2 (T = 6 in 3) and of 4 (a short last chunk) all give the per-step loop's numbers."""
+    monkeypatch.setattr(layer_norm_lstm, "chunk_steps", lambda B, G: chunk)
+    cell = make("layer-norm-lstm")
+    x = torch.randn(3, 6, 4, dtype=torch.float64, requires_grad=True)
+    state = state_for(cell, 3, torch.float64)
+    fast = run_layer(cell, x, lengths, state, "auto", 0.4)
+    slow = run_layer(cell, x, lengths, state, False, 0.4)
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b, **TIGHT)
 

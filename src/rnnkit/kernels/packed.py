@@ -11,8 +11,8 @@ machine (2 threads, (64, 512) @ (512, 2048): 0.61 ms against 0.95 ms); bf16 runs
 
 Where those ops are missing or do not apply (float64, GPUs, oneDNN disabled with
 ``torch.backends.mkldnn.flags(enabled=False)``, a build without it), the plain ``mm``/``addmm`` runs.
-Inside a generation loop (batch 1) the packed product was slower than the stepper's column-blocked one
-(:mod:`rnnkit.layers.stepping`), so only the training kernels use it.
+Inside a generation loop (batch 1, 2 threads) the packed float32 product was slower than the stepper's
+column-blocked one (:mod:`rnnkit.layers.stepping`); the stepper packs only bf16 weights.
 The packed product sums in a different order, so its float32 results differ from ``mm``'s in the last bits.
 """
 from __future__ import annotations
