@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.state import describe
+
 
 class Ensemble(nn.Module):
     """``log_p, states = ensemble(ids, states)`` over ``models``, which share one vocabulary."""
@@ -42,30 +44,28 @@ class Ensemble(nn.Module):
         if states is None:
             return [None] * len(self.members)
         if not isinstance(states, list) or len(states) != len(self.members):
-            raise ValueError(f"Ensemble: expected a list of {len(self.members)} member states, got "
-                             f"{type(states).__name__} of length {len(states) if isinstance(states, list) else '-'}")
+            raise ValueError(f"Ensemble: expected a list of {len(self.members)} member states, got {describe(states)}")
         return states
 
-    def _average(self, logits: list[Tensor]) -> Tensor:
-        log_p = torch.stack([F.log_softmax(z.float(), dim=-1) for z in logits])  # (K, ..., V)
-        return torch.logsumexp(log_p, dim=0) - math.log(len(logits))
+    @staticmethod
+    def _combine(outs: list[tuple[Tensor, object]]):
+        """The members' (logits, state) pairs -> (log of the mean of their softmax, list of their states)."""
+        log_p = torch.stack([F.log_softmax(z.float(), dim=-1) for z, _ in outs])  # (K, ..., V)
+        return torch.logsumexp(log_p, dim=0) - math.log(len(outs)), [s for _, s in outs]
 
     def forward(self, ids: Tensor, states=None, lengths=None):
-        outs = [m(ids, s) if lengths is None else m(ids, s, lengths=lengths)
-                for m, s in zip(self.members, self._states(states))]
-        return self._average([z for z, _ in outs]), [s for _, s in outs]
+        return self._combine([m(ids, s) if lengths is None else m(ids, s, lengths=lengths)
+                              for m, s in zip(self.members, self._states(states))])
 
     def step(self, ids: Tensor, states=None):
         """One token per sequence: ids (B,) -> log p (B, V), the members' new states."""
-        outs = [m.step(ids, s) for m, s in zip(self.members, self._states(states))]
-        return self._average([z for z, _ in outs]), [s for _, s in outs]
+        return self._combine([m.step(ids, s) for m, s in zip(self.members, self._states(states))])
 
     def stepper(self, precision: str = "fp32"):
         """``step`` with each member's prepared stepper (see ``LanguageModel.stepper``)."""
         steps = [m.stepper(precision) for m in self.members]
 
         def step(ids: Tensor, states=None):
-            outs = [f(ids, s) for f, s in zip(steps, self._states(states))]
-            return self._average([z for z, _ in outs]), [s for _, s in outs]
+            return self._combine([f(ids, s) for f, s in zip(steps, self._states(states))])
 
         return step
