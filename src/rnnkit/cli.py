@@ -1107,12 +1107,8 @@ def evaluate(
     run was made with, from its best weights)."""
     from .tasks import act, babi, captions, han, mdlstm, memory, music, ntm, vqa
 
-    if len(run_dirs) > 1:
-        run_dir = _lm_runs(run_dirs, "evaluate")
-        task = checkpoint.run_task(run_dirs[0])
-    else:
-        run_dir = run_dirs[0]
-        task = checkpoint.run_task(run_dir)
+    run_dir = _lm_runs(run_dirs, "evaluate")  # a path, or a list of language-model runs
+    task = checkpoint.run_task(run_dirs[0])
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"evaluate: expected --precision fp32 or bf16, got {precision!r}")
     if precision != "fp32" and task not in ("charlm", "wordlm"):

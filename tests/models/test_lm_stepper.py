@@ -5,6 +5,7 @@ import torch
 
 from rnnkit.decode.sample import generate
 from rnnkit.layers import KINDS
+from rnnkit.kernels import packed as packing
 from rnnkit.kernels.packed import packs
 from rnnkit.layers import stepping
 from rnnkit.layers.stepping import Stepper, stepper_for
@@ -141,7 +142,7 @@ def test_bf16_product_rounds_the_weights_and_the_input_only(packed, add, monkeyp
     if packed and not packs(torch.zeros(4, 4, dtype=torch.bfloat16)):
         pytest.skip("oneDNN's packed bf16 products are not available")
     if not packed:
-        monkeypatch.setattr(stepping, "packs", lambda w, rows=None: False)
+        monkeypatch.setattr(packing, "packs", lambda w, rows=None: False)
     g = torch.Generator().manual_seed(0)
     w, x = torch.randn(48, 32, generator=g), torch.randn(3, 32, generator=g)
     extra = None if add == "none" else torch.randn(3, 48, generator=g)

@@ -51,14 +51,13 @@ def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top
     The prime is read in one forward call; then the model runs one step per token with its state (no
     re-encoding of the prefix): ``model.stepper()`` where the model has one (weights prepared once), else
     ``model.step``. Stops early after yielding ``eos_id``. ``precision="bf16"``: the stepper's recurrent
-    products with bf16 weights (``LanguageModel.stepper``).
+    products with bf16 weights (``LanguageModel.stepper``). The stepper is made by this call, from the
+    weights as they are now.
     """
     check_generation(prime, length, temperature, top_k, top_p)  # now, not at the first next()
-    if precision != "fp32":
-        with eval_mode(model):
-            stepper(model, precision)  # refuses a precision the model cannot step in, now
-    return (int(token) for token in _sampled(model, prime, 1, length, temperature, top_k, top_p, eos_id, generator,
-                                             precision))
+    step = stepper(model, precision)
+    return (int(token) for token in _sampled(model, step, prime, 1, length, temperature, top_k, top_p, eos_id,
+                                             generator))
 
 
 def generate_many(model, prime: Tensor, length: int, samples: int, *, temperature: float = 1.0,
@@ -72,7 +71,8 @@ def generate_many(model, prime: Tensor, length: int, samples: int, *, temperatur
     check_generation(prime, length, temperature, top_k, top_p)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"generate: expected samples >= 1, got {samples!r}")
-    steps = list(_sampled(model, prime, samples, length, temperature, top_k, top_p, eos_id, generator, precision))
+    step = stepper(model, precision)
+    steps = list(_sampled(model, step, prime, samples, length, temperature, top_k, top_p, eos_id, generator))
     rows = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(samples)]
     if eos_id is not None:  # each sample ends at its first <eos>, kept
         rows = [row[:row.index(eos_id) + 1] if eos_id in row else row for row in rows]
@@ -88,23 +88,24 @@ def check_generation(prime: Tensor, length: int, temperature: float, top_k: int 
 
 
 def stepper(model, precision: str = "fp32"):
-    """The model's step for generation: ``model.stepper(precision)`` where it has one, else ``model.step``."""
+    """The model's step for generation: ``model.stepper(precision)``, made in eval mode, where it has one, else
+    ``model.step``; a precision the model cannot step in is refused here."""
     if hasattr(model, "stepper"):
-        return model.stepper(precision)
+        with eval_mode(model):
+            return model.stepper(precision)
     if precision != "fp32":
         raise ValueError(f"generate: precision {precision!r} needs a model with a stepper, got {type(model).__name__}")
     return model.step
 
 
 @torch.no_grad()
-def _sampled(model, prime, rows, length, temperature, top_k, top_p, eos_id, generator, precision="fp32"):
+def _sampled(model, step, prime, rows, length, temperature, top_k, top_p, eos_id, generator):
     """Each step's sampled ids (rows,) on the CPU, for ``rows`` copies of the prime stepped as one batch (in eval
     mode, restored after); ends after ``length`` steps or once every row has produced ``eos_id``."""
     with eval_mode(model):
         device = next(model.parameters()).device
         logits, state = model(prime.to(device).expand(rows, -1))  # (rows, T0, V): the prime read once per row
         logits = logits[:, -1]
-        step = stepper(model, precision)
         ended = torch.zeros(rows, dtype=torch.bool, device=device) if eos_id is not None else None
         for i in range(length):
             token = next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)

@@ -69,7 +69,7 @@ class GRUSequence(torch.autograd.Function):
             g = reset_candidate(xp_g_[t], r_[t], hr, u_g, rhs_[t], g_[t])
             torch.sub(h, g, out=hs_[t + 1]).mul_(z_[t]).add_(g)
             if keep is not None:
-                torch.where(keep[t], hs[t + 1], h, out=hs[t + 1])
+                torch.where(keep[t], hs_[t + 1], h, out=hs_[t + 1])
         ctx.save_for_backward(acts, hs, rhs, hrs, w_hh, keep, rmask)
         return hs[1:], hs[T]
 

@@ -56,7 +56,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         for t in range(T):
             if t % K == 0:  # LN(xp) of the next K steps at once: it needs no state
                 x_hat, *stats = torch.native_layer_norm(xp[t:t + K], (G,), g_x, b_x, eps)
-                x_hat_, _ = x_hat.unbind(0), x_stats.append(stats)
+                x_hat_ = x_hat.unbind(0)
+                x_stats.append(stats)
             h, c, c_new, a = hs_[t], cs_[t], cs_[t + 1], acts_[t]
             hr = h if hrs is None else torch.mul(h, rmask, out=hrs[t])
             r_hat, *stats = torch.native_layer_norm(u.mm(hr, out=rs_[t]), (G,), g_h, b_h, eps)

@@ -55,20 +55,28 @@ class StepProduct:
     many products.
 
     rows: the batch size B the products will have (a hint for the layout; other B still work).
+    always: pack whatever the products' size (``MIN_PACKED_MACS`` is the training kernels' rule: there the
+    per-call cost decides; a generation step packs bf16 weights to read half the bytes).
     w is read when the object is made: a StepProduct lives for one pass over one sequence.
     """
 
-    def __init__(self, w: Tensor, rows: int, bias: Tensor | None = None):
+    def __init__(self, w: Tensor, rows: int, bias: Tensor | None = None, *, always: bool = False):
         self.w, self.bias = w, bias
         self.packed = None
-        if packs(w, rows):
+        if packs(w, None if always else rows):
             reorder, self._linear = _OPS
             self.packed = reorder(w.detach().contiguous(), rows)
+
+    def __call__(self, h: Tensor) -> Tensor:
+        """h @ w.T + bias, a new tensor"""
+        if self.packed is not None:
+            return self._linear(h, self.packed, self.bias, "none", [], "")
+        return h @ self.w.t() if self.bias is None else torch.addmm(self.bias, h, self.w.t())
 
     def mm(self, h: Tensor, out: Tensor) -> Tensor:
         """out = h @ w.T + bias"""
         if self.packed is not None:
-            return out.copy_(self._linear(h, self.packed, self.bias, "none", [], ""))
+            return out.copy_(self(h))
         if self.bias is None:
             return torch.mm(h, self.w.t(), out=out)
         return torch.addmm(self.bias, h, self.w.t(), out=out)

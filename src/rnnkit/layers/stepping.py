@@ -15,9 +15,10 @@ so a token costs one row lookup, one product per layer and the cell's pointwise 
 is split by columns into PARTS blocks run as one batched product (``baddbmm``): a matrix-vector product runs
 on one core, the batched one on all of them (2x512 LSTM, 2 cores: 1.4x faster, the same numbers, since
 a column split does not change any sum). ``precision="bf16"`` keeps the weights of the products in bf16
-(oneDNN's packed bf16 product on CPUs that have one): half the bytes read per token, for a 2x512 LSTM
-374-417 µs per character against 424-446 in float32 (2 threads, this project's CPU; no gain at 1x512); the
-state, the input table and the output layer stay float32. Shapes: ids or x_t (B,) / (B, F) -> y_t (B, H);
+(oneDNN's packed bf16 product on CPUs that have one): half the bytes read per token; for a 2x512 LSTM 324 and
+312 µs per character against 346 and 336 in float32, no gain at 1x512 (166 against 156 µs;
+``bench_charlm.py latency``, 2 threads, this project's CPU); the state, the input table and the output layer
+stay float32. Shapes: ids or x_t (B,) / (B, F) -> y_t (B, H);
 the state is ``RNN.step``'s list of per-layer states, so the two are interchangeable.
 
 A stepper is a snapshot: it copies the weights when it is made, for inference (no autograd, no dropout).
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..kernels.packed import packs
+from ..kernels.packed import StepProduct
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -61,8 +62,7 @@ def blocked_product(add: Tensor | None, x: Tensor, blocks: Tensor) -> Tensor:
 
 class Stepper:
     def __init__(self, rnn, input_table: Tensor | None = None, precision: str = "fp32"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"Stepper: expected precision 'fp32' or 'bf16', got {precision!r}")
+        check_precision("Stepper", precision)
         self.cells = rnn.cells
         self.table = None
         self.layers = []  # (product: x (B, K) -> x W (B, kH), bias (kH,) or None) per layer
@@ -99,25 +99,25 @@ def product(weight: Tensor, precision: str = "fp32"):
     """``(x, add) -> add + x @ weight.T`` for weight (N, K), x (B, K), add (N,), (B, N) or None; the result in
     float32 (the state's precision) whatever the weights'.
 
-    float32: the column-blocked batched product (measured at batch 1, 2 threads: 1x512 LSTM 174-177 µs per
-    character, against 189-200 with oneDNN's packed float32 product). ``precision="bf16"``, on CPUs with
-    oneDNN's bf16 products: against the weight packed once in bf16 (``rnnkit.kernels.packed``; weights and
-    input rounded to bf16, sums in float32, the product rounded to bf16 as under autocast); elsewhere the
-    column-blocked product of the weights rounded to bf16."""
-    if precision == "bf16" and weight.dtype == torch.float32 and packs(weight.bfloat16()):
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().bfloat16().contiguous(), 1)
-        linear = torch.ops.mkldnn._linear_pointwise
-
-        def times(x: Tensor, add: Tensor | None) -> Tensor:
-            out = linear(x.bfloat16(), packed, None, "none", [], "")
-            return out.float() if add is None else torch.add(add, out)
-        return times
-    if precision == "bf16":
-        weight = weight.to(torch.bfloat16).to(weight.dtype)  # the same rounding of the weights on every device
+    float32: the column-blocked batched product (``bench_charlm.py latency``, 1x512 LSTM, 2 threads: 156 µs per
+    character, against 179 µs when the stepper used oneDNN's packed float32 product). ``precision="bf16"``, on
+    CPUs with oneDNN's bf16 products: against the weight packed once in bf16 (``kernels.packed.StepProduct``;
+    weights and input rounded to bf16, sums in float32, the product rounded to bf16 as under autocast);
+    elsewhere the column-blocked product of the weights rounded to bf16."""
+    if precision == "bf16" and weight.dtype == torch.float32:
+        low = StepProduct(weight.detach().bfloat16(), 1, always=True)
+        if low.packed is not None:
+            return lambda x, add: low(x.bfloat16()).float() if add is None else torch.add(add, low(x.bfloat16()))
+        weight = weight.bfloat16().float()  # the same rounding of the weights where there is no bf16 product
     weight = weight.t()  # (K, N)
     parts = 1 if weight.device.type != "cpu" else max(p for p in (PARTS, 2, 1) if weight.shape[1] % p == 0)
     blocks = column_blocks(weight, parts)
     return lambda x, add: blocked_product(add, x, blocks)
+
+
+def check_precision(who: str, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"{who}: expected precision 'fp32' or 'bf16', got {precision!r}")
 
 
 def stepper_for(rnn, input_table: Tensor | None = None, precision: str = "fp32") -> Stepper | None:

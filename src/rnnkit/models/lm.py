@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ENCODERS, make_encoder
-from ..layers.stepping import PRECISIONS, stepper_for
+from ..layers.stepping import check_precision, stepper_for
 
 
 @dataclass
@@ -108,8 +108,7 @@ class LanguageModel(nn.Module):
         layer. Same signature and state as ``step``; a snapshot of the weights, for inference. ``precision="bf16"``
         runs the recurrent products with bf16 weights (the state, table and output layer stay float32). Falls back
         to ``step`` in training mode, for a TCN, and for cells without a joint product (GRU, minimal GRU)."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"LanguageModel.stepper: expected precision 'fp32' or 'bf16', got {precision!r}")
+        check_precision("LanguageModel.stepper", precision)
         rnn_step = None
         if self.config.cell != "tcn" and not self.training:
             with torch.no_grad():

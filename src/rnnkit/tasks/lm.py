@@ -142,14 +142,12 @@ def load_runs(run_dirs, *, device="cpu") -> tuple[LanguageModel | Ensemble, Voca
     """One run directory, or several as an :class:`~rnnkit.models.ensemble.Ensemble` (their next-token
     distributions averaged): the model, the vocabulary and the first run's config. The runs of an ensemble
     must have the same vocabulary (the same tokens in the same order) and level (char or word)."""
-    if isinstance(run_dirs, (str, Path)):
-        return load(run_dirs, device=device)
-    run_dirs = list(run_dirs)
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
     if not run_dirs:
         raise ValueError("expected at least one run directory, got none")
-    if len(run_dirs) == 1:
-        return load(run_dirs[0], device=device)
     loaded = [load(d, device=device) for d in run_dirs]
+    if len(loaded) == 1:
+        return loaded[0]
     _, vocab, config = loaded[0]
     for d, (_, other_vocab, other) in zip(run_dirs[1:], loaded[1:]):
         if other["data"]["level"] != config["data"]["level"]:
