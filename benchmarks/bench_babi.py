@@ -15,6 +15,12 @@ exists (task 3's 10k training file is missing: that row is 1k only) and >= 10 of
     python benchmarks/bench_babi.py --tasks 1,2,16 --sets 10k --minutes 30
     python benchmarks/bench_babi.py --sets 1k --supervise-gates --batch-size 32 --minutes 3   # strongly supervised
     python benchmarks/bench_babi.py --quick                # smoke test: tasks 1 and 19 on 1k, a few seconds each
+    python benchmarks/bench_babi.py --sets 10k --out runs/babi10k   # stop any time; the same command goes on
+
+With --out, each finished run's result is added to OUT/results.json at once, and a later command with the same
+--out skips the runs recorded there, so a long table can be measured over several sittings. A run that was
+stopped before its test is moved aside (its directory renamed *.interrupted) and run again from the start. The
+recorded settings must match the command's, or it stops and says which differ.
 
 The published column is Xiong et al. (2016), "Dynamic Memory Networks for Visual and Textual Question Answering",
 Table 2, DMN+ on bAbI-10k (test error, shown here as accuracy = 100 - error). We could not open the paper's table
@@ -84,11 +90,48 @@ def run(task: int, ten_k: bool, args, out: Path) -> dict:
     if args.batch_size is not None and not args.quick:
         fields["batch_size"] = args.batch_size
     cfg = TrainConfig(**fields, max_time=args.minutes * 60, quiet=True, device=args.device, seed=args.seed)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     report = babi.train(spec, dict(QUICK_MODEL if args.quick else MODEL), cfg, out / name)
     return {"task": task, "set": "10k" if ten_k else "1k", "accuracy": report["test"]["accuracy"],
             "steps": report["step"], "best_step": report["best_step"], "parameters": report["parameters"],
-            "minutes": (time.perf_counter() - began) / 60, "model": report["model"]}
+            "minutes": (time.perf_counter() - began) / 60, "cpu_seconds": time.process_time() - cpu,
+            "model": report["model"]}
+
+
+class Record:
+    """The results of finished runs in OUT/results.json, written after each run (atomically), with the settings
+    they were measured under; a later command with other settings is refused rather than mixed in."""
+
+    def __init__(self, out: Path, settings: dict):
+        self.path = out / "results.json"
+        self.settings = settings
+        self.results = []
+        if self.path.exists():
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            differ = {k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v}
+            if differ:
+                raise SystemExit(f"bench_babi: {self.path} was measured with other settings "
+                                 f"(recorded, now): {differ}; use another --out")
+            self.results = saved["results"]
+
+    def get(self, task: int, which: str) -> dict | None:
+        return next((r for r in self.results if (r["task"], r["set"]) == (task, which)), None)
+
+    def add(self, result: dict) -> None:
+        self.results.append(result)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"settings": self.settings, "results": self.results}, indent=2) + "\n",
+                       encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def set_aside(run_dir: Path) -> None:
+    """Rename an unfinished run's directory so the run can start again; nothing in it is deleted."""
+    if run_dir.exists():
+        n = 1
+        while run_dir.with_name(f"{run_dir.name}.interrupted{n}").exists():
+            n += 1
+        run_dir.rename(run_dir.with_name(f"{run_dir.name}.interrupted{n}"))
 
 
 def table(results: list[dict], sets: list[str]) -> str:
@@ -160,17 +203,28 @@ def main(argv=None) -> int:
         raise SystemExit(f"--sets: expected 1k, 10k or 1k,10k, got {args.sets!r}")
     if args.quick:
         args.minutes = min(args.minutes, 0.5)
-    cpu, wall = time.process_time(), time.perf_counter()
+    settings = {k: getattr(args, k) for k in ("minutes", "max_facts", "patience", "threads", "seed",
+                                              "supervise_gates", "batch_size", "quick")}
+    wall = time.perf_counter()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        record = Record(out, settings)
         for t in tasks:
             for s in sets:
-                r = run(t, s == "10k", args, out)
+                r = record.get(t, s)
+                if r is None:
+                    set_aside(out / f"qa{t}-{s}")
+                    r = run(t, s == "10k", args, out)
+                    record.add(r)
+                    when = ""
+                else:
+                    when = " (recorded earlier)"
                 results.append(r)
                 what = r.get("missing") or f"test accuracy {100 * r['accuracy']:.1f} % in {r['minutes']:.1f} min"
-                print(f"task {t} {s}: {what}", file=sys.stderr, flush=True)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                print(f"task {t} {s}: {what}{when}", file=sys.stderr, flush=True)
+    cpu, wall = sum(r.get("cpu_seconds", 0.0) for r in results), time.perf_counter() - wall
     models = sorted({r["model"] for r in results if "model" in r})
     text = "\n".join([
         f"bAbI with DMN+; {'--quick smoke test (the accuracies mean nothing); ' if args.quick else ''}"
@@ -180,7 +234,8 @@ def main(argv=None) -> int:
         f"thread(s), seed {args.seed}",
         *[f"model: {m}" for m in models],
         "", table(results, sets), "",
-        f"total CPU time {cpu / 3600:.2f} h ({cpu:,.0f} s; wall {wall:,.0f} s) on {torch.get_num_threads()} thread(s)"])
+        f"total CPU time of the runs {cpu / 3600:.2f} h ({cpu:,.0f} s; this command's wall time {wall:,.0f} s) on "
+        f"{torch.get_num_threads()} thread(s)"])
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n", encoding="utf-8")

@@ -1378,6 +1378,10 @@ HAN_OPTIONS = [
     _option("max_sentence_len", 60, int, "Tokens per sentence; longer sentences are cut (and counted)."),
     _option("html_docs", 20, int, "Test reviews written to attention_test.html (0: none)."),
     _option("pretrained", None, Optional[Path], "word2vec/GloVe text file: initial word vectors (size --embedding)."),
+    _option("pretrain", None, Optional[Path], "Labelled sentences to pretrain the word level on first (an RT "
+            "polarity or SST directory, or a text<TAB>label file with labels negative/positive, neg/pos or 0/1); "
+            "sentences sharing 8 words in a row with a validation or test review are left out."),
+    _option("pretrain_epochs", 5, int, "--pretrain: passes over the sentences."),
 ]
 
 
@@ -1386,9 +1390,13 @@ def _run_han(o: dict) -> None:
 
     if o["data"] is None:
         raise ValueError("train han: --data is required (review_polarity.tar.gz, Pang & Lee's movie reviews)")
+    if o["pretrain"] is None and o["pretrain_epochs"] != 5:
+        raise ValueError(f"train han: --pretrain-epochs {o['pretrain_epochs']} applies to --pretrain, which is not "
+                         "given")
     task = han.HANTask(data=str(o["data"].resolve()), fold=o["fold"], max_words=o["max_words"],
                        max_sentences=o["max_sentences"], max_sentence_len=o["max_sentence_len"],
-                       pretrained=o["pretrained"] and str(o["pretrained"].resolve()))
+                       pretrained=o["pretrained"] and str(o["pretrained"].resolve()),
+                       pretrain=o["pretrain"] and str(o["pretrain"].resolve()), pretrain_epochs=o["pretrain_epochs"])
     out, cfg, command = _whole_sequence_run("han", o, unit="document")
     options = {k: o[k] for k in ("embedding", "hidden", "attention", "dropout")}
     result = han.train(task, options, cfg, out, resume=o["resume"], resume_command=command, html_docs=o["html_docs"])
@@ -1397,6 +1405,11 @@ def _run_han(o: dict) -> None:
     typer.echo(f"data: test fold {o['fold']}: " + ", ".join(
         f"{name} {d['documents']:,} reviews ({d['sentences']:,} sentences)" for name, d in result["data"].items())
         + f"; vocabulary {result['vocabulary']:,} words")
+    if result["pretrain"]:
+        pre = result["pretrain"]
+        typer.echo(f"pretraining of the word level: {pre['sentences']['train']:,} sentences ({pre['left_out']} left "
+                   f"out for overlapping a held-out review), {pre['step']} steps; held-out sentence accuracy "
+                   f"{pre['valid']['accuracy']:.4f} on {pre['sentences']['valid']:,}")
     _classifier_reports(result, out)
     if result["html"]:
         typer.echo(f"attention of {o['html_docs']} test reviews: {result['html']}")

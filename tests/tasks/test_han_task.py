@@ -166,3 +166,89 @@ def test_pretrained_vectors_initialise_the_embedding(tmp_path):
     wrong.write_text("wonderful 0.1 0.2\n")
     one_line_error(cli("train", "han", "--data", data, "--out", tmp_path / "r2", "--steps", 1, "--pretrained", wrong,
                        *TINY, ok=False), "line 1 has 2 numbers, expected 16")
+
+
+def test_sentence_classifier_is_the_han_word_level_with_its_own_head():
+    from rnnkit.models.han import SentenceClassifier
+
+    torch.manual_seed(0)
+    model = HAN(HANConfig(vocab_size=12, embedding=6, hidden=4, attention=5)).eval()
+    clf = SentenceClassifier(model).eval()
+    x = _docs()[0, :3]  # (3, 5): sentences of 3, 5 and 1 words
+    logits, _ = clf(x)
+    s, alpha = model.encode_sentences(x, torch.tensor([3, 5, 1]))
+    torch.testing.assert_close(logits, clf.head(s))
+    _, alpha_w, _ = model.attend(_docs()[:1])
+    torch.testing.assert_close(alpha, alpha_w[0, :3])  # the same word level as the documents'
+    torch.testing.assert_close(clf(x[1:2])[0], logits[1:2])  # padding changes nothing
+    before = model.embed.weight.detach().clone()
+    opt = torch.optim.SGD(clf.parameters(), lr=1.0)
+    clf(x)[0].sum().backward()
+    opt.step()
+    assert not torch.equal(model.embed.weight, before)  # it trains the HAN's own embedding
+    with pytest.raises(ValueError, match=r"expected sentences \(B, W\) of integer ids, got torch.int64 \(3, 4, 5\)"):
+        clf(_docs())
+    with pytest.raises(ValueError, match="sentence 1 has no word"):
+        clf(torch.tensor([[1, 2], [0, 0]]))
+    with pytest.raises(ValueError, match="padding only after the words"):
+        clf(torch.tensor([[0, 2]]))
+    with pytest.raises(ValueError, match=r"expected lengths equal to the words before the padding, got \[1\] for "
+                                         r"\[2\]"):
+        clf(torch.tensor([[1, 2]]), lengths=torch.tensor([1]))
+
+
+def _rt(directory, pos, neg):
+    directory.mkdir()
+    (directory / "rt-polarity.pos").write_bytes("".join(s + "\n" for s in pos).encode("cp1252"))
+    (directory / "rt-polarity.neg").write_bytes("".join(s + "\n" for s in neg).encode("cp1252"))
+    return directory
+
+
+def test_leave_out_overlap_with_held_out_reviews():
+    from rnnkit.data.reviews import Review
+    from rnnkit.data.sentiment import LabelledTexts
+
+    held = [Review("r", 1, 0, ["one two three four five six seven eight nine .", "short one ."])]
+    texts = ["x one two three four five six seven eight y",  # 8 words in a row: out
+             "x one two three four five six seven y",  # 7: kept
+             "Short, one!",  # a held-out sentence (case and punctuation aside): out
+             "short one two"]  # not a held-out sentence, under 8 words: kept
+    kept, dropped = han.leave_out_overlap(LabelledTexts(texts, [1, 0, 1, 0], ["negative", "positive"]), held)
+    assert kept.texts == [texts[1], texts[3]] and kept.labels == [0, 0] and dropped == ["text 0", "text 2"]
+
+
+def test_pretrain_reads_rt_sst_and_tsv_and_refuses_other_labels(tmp_path):
+    rt = han.read_pretrain_sentences(_rt(tmp_path / "rt", ["good ."], ["bad .", "worse ."]))
+    assert rt.texts == ["bad .", "worse .", "good ."] and rt.labels == [0, 0, 1]
+    (tmp_path / "s.tsv").write_text("fine film\t1\nbad film\t0\n")
+    assert han.read_pretrain_sentences(tmp_path / "s.tsv").labels == [1, 0]
+    (tmp_path / "three.tsv").write_text("a\tgood\nb\tbad\n")
+    with pytest.raises(ValueError, match="expected the labels of sentence polarity, one of negative/positive or "
+                                         "neg/pos or 0/1, got bad/good"):
+        han.read_pretrain_sentences(tmp_path / "three.tsv")
+
+
+def test_pretraining_sets_the_word_level_before_the_documents(tmp_path):
+    from safetensors.torch import load_file
+
+    data = _archive(tmp_path / "reviews.tar.gz")
+    pos = [f"a superb {w} film ." for w in ("fine", "rich", "bold", "warm", "wise", "deft", "keen", "true")]
+    neg = [f"a dreadful {w} film ." for w in ("limp", "dull", "flat", "drab", "inert", "stale", "inept", "lame")]
+    neg += ["the end .", "so : the story of number 0 . a dull awful film , sadly"]  # held out: left out
+    task = han.HANTask(str(data), pretrain=str(_rt(tmp_path / "rt", pos, neg)), pretrain_epochs=3)
+    cfg = han.TrainConfig(steps=1, batch_size=4, device="cpu", quiet=True, eval_every=0, optimizer="sgd", lr=1e-9)
+    result = han.train(task, {"embedding": 16, "hidden": 8, "attention": 8}, cfg, tmp_path / "run", html_docs=0)
+    pre = result["pretrain"]
+    assert pre["left_out"] == 2 and pre["sentences"] == {"train": 14, "valid": 2} and pre["step"] == 12
+    assert json.loads((tmp_path / "run" / "pretrain" / "metrics_valid.json").read_text())["examples"] == 2
+    model, tokenizer, _ = han.load(tmp_path / "run", best=False)
+    assert "superb" in tokenizer.vocab and "dreadful" in tokenizer.vocab  # words of the pretraining sentences
+    best = load_file(tmp_path / "run" / "pretrain" / "model.best.safetensors")
+    for name, weight in model.state_dict().items():
+        if name.startswith(("embed.", "word_encoder.", "word_attention.")):  # the word level starts from it
+            torch.testing.assert_close(weight, best["han." + name], atol=1e-6, rtol=0)
+    one_line_error(cli("train", "han", "--data", data, "--out", tmp_path / "r2", "--steps", 1, "--pretrain-epochs", 2,
+                       *TINY, ok=False), "--pretrain-epochs 2 applies to --pretrain, which is not given")
+    shown = cli("train", "han", "--data", data, "--out", tmp_path / "r3", "--steps", 2, "--pretrain", tmp_path / "rt",
+                "--pretrain-epochs", 1, "--html-docs", 0, *TINY).stdout
+    assert "pretraining of the word level: 14 sentences (2 left out for overlapping a held-out review)" in shown

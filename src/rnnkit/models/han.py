@@ -80,12 +80,7 @@ class HAN(nn.Module):
         c = self.config
         if lengths is not None:
             raise ValueError("HAN: the padding in docs gives the lengths; expected lengths=None")
-        if not torch.is_tensor(docs) or docs.dim() != 3 or docs.is_floating_point():
-            got = f"{docs.dtype} {tuple(docs.shape)}" if torch.is_tensor(docs) else type(docs).__name__
-            raise ValueError(f"HAN: expected documents (B, S, W) of integer ids, got {got}")
-        if docs.numel() and (int(docs.min()) < 0 or int(docs.max()) >= c.vocab_size):
-            raise ValueError(f"HAN: expected ids in [0, {c.vocab_size}), got values in [{int(docs.min())}, "
-                             f"{int(docs.max())}]")
+        _check_ids("HAN", docs, "documents (B, S, W)", c.vocab_size)
         B, S, W = docs.shape
         words = docs != c.pad_id  # (B, S, W)
         word_len = words.sum(-1)  # (B, S)
@@ -101,10 +96,7 @@ class HAN(nn.Module):
         S, W = int(n_sent.max()), int(word_len.max())  # drop all-padding columns
         docs, sent_valid, word_len = docs[:, :S, :W], sent_valid[:, :S], word_len[:, :S]
         # word level: every real sentence of the batch at once
-        flat = docs[sent_valid]  # (N, W) the N real sentences
-        flat_len = word_len[sent_valid]  # (N,)
-        h, _ = self.word_encoder(self.drop(self.embed(flat)), lengths=flat_len)  # (N, W, 2H)
-        s, alpha_w = self.word_attention(h, steps_w[None, :W] < flat_len[:, None])  # (N, 2H), (N, W)
+        s, alpha_w = self.encode_sentences(docs[sent_valid], word_len[sent_valid])  # (N, 2H), (N, W)
         b_idx, s_idx = sent_valid.nonzero(as_tuple=True)
         sentences = s.new_zeros(B, S, s.shape[1]).index_put((b_idx, s_idx), s)  # (B, S, 2H)
         # sentence level
@@ -112,3 +104,51 @@ class HAN(nn.Module):
         v, alpha_s = self.sentence_attention(hs, sent_valid)  # (B, 2H), (B, S)
         word_weights = alpha_w.new_zeros(B, S, W).index_put((b_idx, s_idx), alpha_w)
         return self.head(self.drop(v)), word_weights, alpha_s
+
+    def encode_sentences(self, sentences: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The word level alone: sentences (N, W) ids with lengths (N,) >= 1 -> sentence vectors s_i (N, 2H) and
+        word weights alpha_it (N, W), 0 at padding."""
+        h, _ = self.word_encoder(self.drop(self.embed(sentences)), lengths=lengths)  # (N, W, 2H)
+        steps = torch.arange(sentences.shape[1], device=sentences.device)
+        return self.word_attention(h, steps[None, :] < lengths[:, None])
+
+
+class SentenceClassifier(nn.Module):
+    """A HAN's word level with an output layer of its own, for classifying single sentences:
+    p = sigmoid(w^T s_i + b) (softmax for more classes), s_i the sentence vector of :meth:`HAN.encode_sentences`.
+    It holds the HAN (not a copy): training it trains the HAN's embedding, word encoder and word attention, the
+    supervised pretraining of the word level on labelled sentences that ``rnnkit train han --pretrain`` runs
+    before the documents.
+
+    ``logits, () = model(x, state=None, lengths=None)``: x (B, W) ids padded with pad_id at the end;
+    lengths (B,), if given, must be what the padding says -> logits (B, 1) when binary, else (B, C)."""
+
+    def __init__(self, han: HAN):
+        super().__init__()
+        self.han = han
+        self.head = nn.Linear(2 * han.config.hidden, han.head.out_features)
+
+    def forward(self, x: Tensor, state=None, lengths=None):
+        c = self.han.config
+        _check_ids("SentenceClassifier", x, "sentences (B, W)", c.vocab_size)
+        words = x != c.pad_id
+        found = words.sum(-1)  # (B,)
+        if x.shape[0] and int(found.min()) < 1:
+            raise ValueError(f"SentenceClassifier: sentence {int((found < 1).nonzero()[0])} has no word")
+        if not torch.equal(words, torch.arange(x.shape[1], device=x.device) < found[:, None]):
+            raise ValueError("SentenceClassifier: expected padding only after the words of a sentence")
+        if lengths is not None and not torch.equal(lengths.to(found.device), found):
+            raise ValueError(f"SentenceClassifier: expected lengths equal to the words before the padding, got "
+                             f"{lengths.tolist()[:8]} for {found.tolist()[:8]}")
+        s, _ = self.han.encode_sentences(x, found)
+        return self.head(self.han.drop(s)), ()
+
+
+def _check_ids(who: str, x, expected: str, vocab_size: int) -> None:
+    """A clear error unless x is an integer tensor of x.dim() == len(expected's shape) with ids in the vocabulary."""
+    dims = expected.count(",") + 1
+    if not torch.is_tensor(x) or x.dim() != dims or x.is_floating_point():
+        got = f"{x.dtype} {tuple(x.shape)}" if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"{who}: expected {expected} of integer ids, got {got}")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= vocab_size):
+        raise ValueError(f"{who}: expected ids in [0, {vocab_size}), got values in [{int(x.min())}, {int(x.max())}]")

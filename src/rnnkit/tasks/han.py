@@ -3,19 +3,25 @@
     review_polarity.tar.gz (data/reviews.py: 2,000 reviews, one sentence per line, read from the archive)
       ──fold K of Pang & Lee's 10-fold CV by cv tag: test = cv{K}00..cv{K}99 (200 reviews); validation = a
         seeded 10% of the other 1,800 (seed 0, whatever --seed)──> train 1,620 / valid 180 / test 200
-      ──Tokenizer.fit(training sentences, --max-words); each review -> (S, W) ids, at most --max-sentences
-        sentences of at most --max-sentence-len tokens (longer ones cut and counted)──> (N, S, W)
+      ──Tokenizer.fit(training sentences [+ pretraining sentences], --max-words); each review -> (S, W) ids,
+        at most --max-sentences sentences of at most --max-sentence-len tokens (longer ones cut, counted)──> (N, S, W)
+      [--pretrain SENTENCES: labelled sentences (RT polarity, SST or text<TAB>label) less any sharing 8 words in a
+        row with a validation or test review ──the HAN's word level + an output layer of its own, --pretrain-epochs
+        (best on a seeded 10 % of them)──> the HAN's embedding, word GRU and word attention start from these]
       ──HAN (word bi-GRU + attention -> sentence bi-GRU + attention -> dense)──> binary cross-entropy
       ──best model on validation loss──> accuracy, F1, confusion matrix; attention_test.html: test reviews
         with every word shaded by its weight and every sentence by its own
 
     run dir: config.json, tokenizer.json, model.safetensors, model.best.safetensors, trainer.pt, metrics.jsonl,
-             loss.png, metrics_valid.json, metrics_test.json, confusion_*.png, attention_test.html
+             loss.png, metrics_valid.json, metrics_test.json, confusion_*.png, attention_test.html;
+             pretrain/: the sentence pretraining's own run (its metrics_valid.json: held-out sentence accuracy)
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,15 +29,19 @@ import torch
 
 from ..data.reviews import FOLDS, LABELS, Review, read_reviews
 from ..data.embeddings import init_embedding
+from ..data.sentiment import LabelledTexts, detect_format, kfold, read_rt, read_sst, read_tsv
 from ..data.tokenize import Tokenizer
 from ..models.classifier import probabilities
-from ..models.han import HAN, HANConfig
+from ..models.han import HAN, HANConfig, SentenceClassifier
 from ..train import TrainConfig, checkpoint, seed_everything
 from .classify import SPLIT_SEED, describe_split, load_best, make_trainer, report_split, report_splits
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 32  # documents per batch of the valid and test reports (training's and evaluate_run's)
+OVERLAP_WORDS = 8  # a pretraining sentence sharing this many words in a row with a held-out review is left out
+# the label names a pretraining file may use for (negative, positive)
+PRETRAIN_LABELS = (("negative", "positive"), ("neg", "pos"), ("0", "1"))
 
 
 @dataclass
@@ -43,13 +53,15 @@ class HANTask:
     max_sentences: int = 80  # per document; later sentences are cut (and counted)
     max_sentence_len: int = 60  # tokens per sentence; later tokens are cut (and counted)
     pretrained: str | None = None  # word2vec/GloVe text file: initial word vectors (size: the model's embedding)
+    pretrain: str | None = None  # labelled sentences (RT polarity dir, SST dir, text<TAB>label file) for the word level
+    pretrain_epochs: int = 5  # passes over them before the documents
 
     def __post_init__(self):
         if not 0 <= self.fold < FOLDS:
             raise ValueError(f"HANTask: expected fold in [0, {FOLDS}), got {self.fold}")
         if not 0 < self.valid_fraction < 1:
             raise ValueError(f"HANTask: expected valid_fraction in (0, 1), got {self.valid_fraction}")
-        for name in ("max_sentences", "max_sentence_len"):
+        for name in ("max_sentences", "max_sentence_len", "pretrain_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"HANTask: expected {name} >= 1, got {getattr(self, name)}")
 
@@ -98,6 +110,83 @@ def encode_documents(tokenizer: Tokenizer, docs: list[list[str]], max_sentences:
     return ids, tokens, cuts
 
 
+def read_pretrain_sentences(path) -> LabelledTexts:
+    """Labelled sentences for the word level's pretraining, negative (0) and positive (1): an RT polarity
+    directory, an SST directory (SST-2: the binary root labels of train, dev and test) or a ``text<TAB>label``
+    file whose two labels are negative/positive, neg/pos or 0/1."""
+    kind = detect_format(path)
+    if kind == "rt":
+        data = read_rt(path)
+    elif kind == "sst":
+        splits = read_sst(path, binary=True).values()
+        data = LabelledTexts([t for d in splits for t in d.texts], [y for d in splits for y in d.labels],
+                             list(LABELS), [w for d in splits for w in d.where])
+    else:
+        data = read_tsv(path)
+    names = tuple(n.lower() for n in data.label_names)
+    if names not in PRETRAIN_LABELS:
+        raise ValueError(f"{path}: expected the labels of sentence polarity, one of "
+                         f"{' or '.join('/'.join(p) for p in PRETRAIN_LABELS)}, got {'/'.join(data.label_names)}")
+    return data
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def leave_out_overlap(sentences: LabelledTexts, reviews: list[Review], n: int = OVERLAP_WORDS
+                      ) -> tuple[LabelledTexts, list[str]]:
+    """The sentences that share no n words in a row (lower-cased letters and digits) with any of ``reviews``
+    and, if shorter than n words, are not one of their sentences; and where the others came from. Pretraining
+    on a sentence quoted from a held-out review would leak its label."""
+    held, grams = set(), set()
+    for r in reviews:
+        words = _words(" ".join(r.sentences))
+        grams.update(words[i:i + n] for i in range(len(words) - n + 1))
+        held.update(_words(sentence) for sentence in r.sentences)
+    keep, dropped = [], []
+    for i, text in enumerate(sentences.texts):
+        words = _words(text)
+        if words in held or any(words[j:j + n] in grams for j in range(len(words) - n + 1)):
+            dropped.append(sentences.where[i])
+        else:
+            keep.append(i)
+    return sentences.subset(keep), dropped
+
+
+def pretrain_word_level(model: HAN, tokenizer: Tokenizer, sentences: LabelledTexts, task: HANTask,
+                        cfg: TrainConfig, out: Path) -> dict:
+    """Train the HAN's embedding, word encoder and word attention on labelled sentences through a
+    :class:`SentenceClassifier` (its own output layer, dropped afterwards), in its own run directory ``out``;
+    a seeded 10 % of the sentences is held out and the best weights on it are kept in the HAN. Returns
+    {"sentences", "valid", "step", "best_step"}: how many trained on and held out, the held-out report."""
+    ids, kept = [], []
+    for i, text in enumerate(sentences.texts):
+        tokens = tokenizer.tokens(text)[: task.max_sentence_len]
+        if tokens:
+            ids.append(tokenizer.vocab.encode(tokens))
+            kept.append(i)
+    if len(kept) < 10:
+        raise ValueError(f"han --pretrain: expected at least 10 sentences with a word, got {len(kept)}")
+    x = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=Tokenizer.pad_id)  # (N, W)
+    y = torch.tensor([sentences.labels[i] for i in kept])
+    train_idx, valid_idx = kfold(len(kept), 0, 10, seed=SPLIT_SEED)
+    classifier = SentenceClassifier(model)
+    pre_cfg = dataclasses.replace(cfg, epochs=task.pretrain_epochs, steps=None, max_time=None, patience=0,
+                                  schedule="none", eval_every=0, checkpoint_every=0)
+    trainer = make_trainer(classifier, train=(x[train_idx], y[train_idx], None),
+                           valid=(x[valid_idx], y[valid_idx], None), cfg=pre_cfg, out=out,
+                           run_config={"task": "han-pretrain", "data": task.pretrain, "labels": LABELS},
+                           resume=False, resume_command=None)
+    trainer.fit()
+    best_step = load_best(trainer)
+    report = report_split(trainer.raw_model, x[valid_idx], y[valid_idx], None, LABELS, split="valid", out=out,
+                          device=trainer.device) if trainer.world.is_main else None
+    log.info("han --pretrain: %d sentences, held-out accuracy %s", len(kept), report and report["accuracy"])
+    return {"sentences": {"train": len(train_idx), "valid": len(valid_idx)}, "valid": report,
+            "step": trainer.step, "best_step": best_step}
+
+
 def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: bool = False,
           resume_command: str | None = None, html_docs: int = 20) -> dict:
     """Train a HAN on the movie reviews into ``out``. model_options: HANConfig's embedding, hidden, attention,
@@ -105,12 +194,18 @@ def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: 
     out = Path(out)
     seed_everything(cfg.seed)
     splits = split_reviews(read_reviews(task.data), task.fold, task.valid_fraction)
+    pretrain, dropped = None, []
+    if task.pretrain and not resume:  # on resume the pretrained weights are in the checkpoint
+        pretrain, dropped = leave_out_overlap(read_pretrain_sentences(task.pretrain), splits["valid"] + splits["test"])
+        if dropped:
+            log.warning("han --pretrain: left out %d sentence(s) sharing %d words in a row with a validation or test "
+                        "review (first: %s)", len(dropped), OVERLAP_WORDS, dropped[0])
     if resume:
         checkpoint.check_run_dir(out, need=("config.json", "tokenizer.json", "trainer.pt"))
         tokenizer = Tokenizer.from_json(checkpoint.read_json(out / "tokenizer.json"))
     else:
-        tokenizer = Tokenizer.fit((s for r in splits["train"] for s in r.sentences), max_words=task.max_words,
-                                  max_len=task.max_sentence_len)
+        texts = [s for r in splits["train"] for s in r.sentences] + (pretrain.texts if pretrain else [])
+        tokenizer = Tokenizer.fit(texts, max_words=task.max_words, max_len=task.max_sentence_len)
     encoded = {}
     for name, reviews in splits.items():
         ids, tokens, cuts = encode_documents(tokenizer, [r.sentences for r in reviews], task.max_sentences,
@@ -124,6 +219,10 @@ def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: 
     model = HAN(config)
     if task.pretrained and not resume:  # on resume the trained weights come from the checkpoint
         init_embedding(model.embed, task.pretrained, tokenizer.vocab)
+    pretrained_words = None
+    if pretrain is not None:
+        pretrained_words = pretrain_word_level(model, tokenizer, pretrain, task, cfg, out / "pretrain")
+        pretrained_words["left_out"] = len(dropped)
     run_config = {"task": "han", "data": asdict(task), "labels": LABELS, "model": asdict(config)}
     e_train, e_valid = encoded["train"], encoded["valid"]
     trainer = make_trainer(model, train=(e_train["x"], e_train["y"], None), valid=(e_valid["x"], e_valid["y"], None),
@@ -150,7 +249,8 @@ def train(task: HANTask, model_options: dict, cfg: TrainConfig, out, *, resume: 
                    "sentences_cut": e["sentences_cut"], "sentences_shortened": e["sentences_shortened"]}
             for name, e in encoded.items()}
     return {"data": data, "valid": reports.get("valid"), "test": reports.get("test"), "step": trainer.step,
-            "best_step": best_step, "vocabulary": len(tokenizer), "html": page and str(page)}
+            "best_step": best_step, "vocabulary": len(tokenizer), "html": page and str(page),
+            "pretrain": pretrained_words}
 
 
 def _balanced(reviews: list[Review], n: int) -> list[int]:
