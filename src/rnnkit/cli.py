@@ -1378,9 +1378,10 @@ HAN_OPTIONS = [
     _option("max_sentence_len", 60, int, "Tokens per sentence; longer sentences are cut (and counted)."),
     _option("html_docs", 20, int, "Test reviews written to attention_test.html (0: none)."),
     _option("pretrained", None, Optional[Path], "word2vec/GloVe text file: initial word vectors (size --embedding)."),
-    _option("pretrain", None, Optional[Path], "Labelled sentences to pretrain the word level on first (an RT "
-            "polarity or SST directory, or a text<TAB>label file with labels negative/positive, neg/pos or 0/1); "
-            "sentences sharing 8 words in a row with a validation or test review are left out."),
+    _option("pretrain", None, Optional[Path], "Labelled sentences to pretrain the word level on first: an SST "
+            "directory (its non-neutral phrases), an RT polarity directory, or a text<TAB>label file with labels "
+            "negative/positive, neg/pos or 0/1; any sharing 8 words in a row with a validation or test review are "
+            "left out."),
     _option("pretrain_epochs", 5, int, "--pretrain: passes over the sentences."),
 ]
 

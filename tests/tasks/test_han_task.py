@@ -220,6 +220,14 @@ def test_leave_out_overlap_with_held_out_reviews():
 def test_pretrain_reads_rt_sst_and_tsv_and_refuses_other_labels(tmp_path):
     rt = han.read_pretrain_sentences(_rt(tmp_path / "rt", ["good ."], ["bad .", "worse ."]))
     assert rt.texts == ["bad .", "worse .", "good ."] and rt.labels == [0, 0, 1]
+    sst = tmp_path / "sst"
+    sst.mkdir()
+    (sst / "train.txt").write_text("(3 (2 a) (4 (4 fine) (2 film)))\n(1 (2 a) (0 dull))\n")
+    (sst / "dev.txt").write_text("(4 (4 fine) (2 film))\n")  # seen in train: kept once
+    (sst / "test.txt").write_text("(2 (2 so) (2 so))\n")  # neutral: dropped
+    phrases = han.read_pretrain_sentences(sst)
+    assert sorted(zip(phrases.texts, phrases.labels)) == [("a dull", 0), ("a fine film", 1), ("dull", 0),
+                                                          ("fine", 1), ("fine film", 1)]
     (tmp_path / "s.tsv").write_text("fine film\t1\nbad film\t0\n")
     assert han.read_pretrain_sentences(tmp_path / "s.tsv").labels == [1, 0]
     (tmp_path / "three.tsv").write_text("a\tgood\nb\tbad\n")

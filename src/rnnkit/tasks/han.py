@@ -29,7 +29,7 @@ import torch
 
 from ..data.reviews import FOLDS, LABELS, Review, read_reviews
 from ..data.embeddings import init_embedding
-from ..data.sentiment import LabelledTexts, detect_format, kfold, read_rt, read_sst, read_tsv
+from ..data.sentiment import SST_FILES, LabelledTexts, detect_format, kfold, read_rt, read_sst_phrases, read_tsv
 from ..data.tokenize import Tokenizer
 from ..models.classifier import probabilities
 from ..models.han import HAN, HANConfig, SentenceClassifier
@@ -112,15 +112,20 @@ def encode_documents(tokenizer: Tokenizer, docs: list[list[str]], max_sentences:
 
 def read_pretrain_sentences(path) -> LabelledTexts:
     """Labelled sentences for the word level's pretraining, negative (0) and positive (1): an RT polarity
-    directory, an SST directory (SST-2: the binary root labels of train, dev and test) or a ``text<TAB>label``
-    file whose two labels are negative/positive, neg/pos or 0/1."""
+    directory, an SST directory (SST-2: every distinct non-neutral phrase of train, dev and test, the sentences
+    included: about 107,000, Socher et al.'s phrase-level labels) or a ``text<TAB>label`` file whose two labels
+    are negative/positive, neg/pos or 0/1."""
     kind = detect_format(path)
     if kind == "rt":
         data = read_rt(path)
     elif kind == "sst":
-        splits = read_sst(path, binary=True).values()
-        data = LabelledTexts([t for d in splits for t in d.texts], [y for d in splits for y in d.labels],
-                             list(LABELS), [w for d in splits for w in d.where])
+        phrases = [read_sst_phrases(Path(path) / name, binary=True) for name in SST_FILES.values()]
+        first = {}  # a phrase is kept once, at its first occurrence, as within one file
+        for d in phrases:
+            for text, label, where in zip(d.texts, d.labels, d.where):
+                first.setdefault(text, (label, where))
+        data = LabelledTexts(list(first), [y for y, _ in first.values()], list(LABELS),
+                             [w for _, w in first.values()])
     else:
         data = read_tsv(path)
     names = tuple(n.lower() for n in data.label_names)
