@@ -260,3 +260,9 @@ def test_pretraining_sets_the_word_level_before_the_documents(tmp_path):
     shown = cli("train", "han", "--data", data, "--out", tmp_path / "r3", "--steps", 2, "--pretrain", tmp_path / "rt",
                 "--pretrain-epochs", 1, "--html-docs", 0, *TINY).stdout
     assert "pretraining of the word level: 14 sentences (2 left out for overlapping a held-out review)" in shown
+    pretrain_log = (tmp_path / "r3" / "pretrain" / "metrics.jsonl").read_text()
+    resumed = cli("train", "han", "--data", data, "--out", tmp_path / "r3", "--steps", 4, "--pretrain", tmp_path / "rt",
+                  "--pretrain-epochs", 1, "--html-docs", 0, "--resume", *TINY).stdout
+    assert "pretraining of the word level" not in resumed  # its weights are in the checkpoint: not trained again
+    assert (tmp_path / "r3" / "pretrain" / "metrics.jsonl").read_text() == pretrain_log
+    assert json.loads((tmp_path / "r3" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 4
