@@ -137,17 +137,38 @@ def speed(args) -> str:
     return "\n".join(lines)
 
 
+@torch.no_grad()
+def stepped_loss(model, ids: torch.Tensor, precision: str) -> float:
+    """Mean next-character loss (nats) of ``generate``'s own step (``model.stepper(precision)``) over ids (T,),
+    fed one character at a time: what the weights' precision costs the samples."""
+    step = model.stepper(precision)
+    logits, state = model(ids[:1][None])
+    logits, total = logits[:, -1], 0.0
+    for t in range(1, len(ids)):
+        total -= float(torch.log_softmax(logits, -1)[0, ids[t]])
+        logits, state = step(ids[t:t + 1], state)
+    return total / (len(ids) - 1)
+
+
 def latency(args) -> str:
     torch.manual_seed(0)
-    V, H, L = 65, args.hidden, args.layers
-    model = LanguageModel(LMConfig(vocab_size=V, hidden=H, layers=L, embedding=args.embedding)).eval()
-    hand = HandLSTM(V, args.embedding, H, L).eval()
+    if args.run:  # a trained run: its sizes, and the loss of each precision's steps on validation text
+        model, vocab, config = lm.load(args.run)
+        V, H, L, E = len(vocab), config["model"]["hidden"], config["model"]["layers"], config["model"]["embedding"]
+        _, valid = split_contiguous(read_text(SHAKESPEARE), (0.9, 0.1))
+        text = torch.as_tensor(vocab.encode(list(valid[:args.loss_chars])))
+    else:
+        V, H, L, E = 65, args.hidden, args.layers, args.embedding
+        model = LanguageModel(LMConfig(vocab_size=V, hidden=H, layers=L, embedding=E))
+    model.eval()
+    hand = HandLSTM(V, E, H, L).eval()
     prime = torch.tensor([1, 2, 3])
     n = args.chars
 
     def ours(precision="fp32"):
-        t = time.perf_counter()
-        for _ in generate(model, prime, n, temperature=0.8, precision=precision):
+        tokens = generate(model, prime, n, temperature=0.8, precision=precision)  # the stepper is made here,
+        t = time.perf_counter()  # once per call: the clock starts after it (int8: ~ms to quantize the weights)
+        for _ in tokens:
             pass
         return (time.perf_counter() - t) / n
 
@@ -162,11 +183,14 @@ def latency(args) -> str:
             token = torch.multinomial(probs, 1)
         return (time.perf_counter() - t) / n
 
-    ours(), ours("bf16"), per_call()
-    runs = {"fp32": [], "bf16": [], "hand": []}
-    for _ in range(args.rounds):  # interleaved, so that a slow moment of the machine hits all three alike
-        runs["fp32"].append(ours())
-        runs["bf16"].append(ours("bf16"))
+    precisions = ["fp32", "bf16"] + (["int8"] if "fbgemm" in torch.backends.quantized.supported_engines else [])
+    runs = {k: [] for k in (*precisions, "hand")}
+    for k in precisions:
+        ours(k)  # warm-up
+    per_call()
+    for _ in range(args.rounds):  # interleaved, so that a slow moment of the machine hits them all alike
+        for k in precisions:
+            runs[k].append(ours(k))
         runs["hand"].append(per_call())
     us = {k: statistics.median(v) * 1e6 for k, v in runs.items()}
     targets = {(1, 512): [("issue 9", 100)], (2, 512): [("issue 9", 200), ("issue 4", 500)]}.get((L, H), [])
@@ -181,6 +205,11 @@ def latency(args) -> str:
         f"| rnnkit `generate` (`model.stepper()`: weights prepared once), fp32 | {us['fp32']:,.0f} "
         f"| {mark(us['fp32'])} |",
         f"| the same with bf16 weights (`precision=\"bf16\"`) | {us['bf16']:,.0f} | {mark(us['bf16'])} |",
+        *([f"| the same with int8 weights (`precision=\"int8\"`, fbgemm) | {us['int8']:,.0f} | {mark(us['int8'])} |"]
+          if "int8" in us else []),
+        *(["", f"loss of each precision's steps over the first {len(text):,} validation characters, "
+               f"{args.run}: " + ", ".join(f"{k} {stepped_loss(model, text, k):.4f}" for k in precisions)
+               + " nats/char"] if args.run else []),
     ])
 
 
@@ -282,6 +311,9 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="speed: steps per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--chars", type=int, default=500, help="latency: characters per round")
+    parser.add_argument("--run", type=Path, default=None, help="latency: a trained Tiny Shakespeare charlm run to "
+                        "time (its sizes) and to score each precision's steps on validation text")
+    parser.add_argument("--loss-chars", type=int, default=5000, help="latency --run: validation characters scored")
     parser.add_argument("--minutes", type=float, default=15.0, help="quality: budget per cell")
     parser.add_argument("--cells", nargs="+", default=["lstm"], help="quality: kinds; ptb: KIND:HIDDEN:STEPS")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="quality: one run per seed; several "

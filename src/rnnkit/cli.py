@@ -1073,8 +1073,9 @@ def generate(
     samples: int = typer.Option(1, help="Samples to make at once, as one batch (> 1: each printed when all are "
                                 "done, after a line '=== sample K/N ===')."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
-    precision: str = typer.Option("fp32", help="fp32, or bf16: the recurrent products with bf16 weights (LSTM, "
-                                  "peephole and Elman models; faster on CPUs with AVX-512 BF16 or AMX)."),
+    precision: str = typer.Option("fp32", help="fp32; bf16: the recurrent products with bf16 weights (faster on "
+                                  "CPUs with AVX-512 BF16 or AMX); int8: with int8 weights, per-row scales (CPU, "
+                                  "fbgemm). LSTM, peephole and Elman models."),
 ):
     """Sample text from a trained language model (or an ensemble of several), streaming tokens as they are
     produced."""

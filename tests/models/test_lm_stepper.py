@@ -178,5 +178,49 @@ def test_bf16_generation_is_refused_where_there_is_no_prepared_step():
         generate(model_of("gru", 4).float(), torch.tensor([1]), 5, precision="bf16")  # refused at the call
     with pytest.raises(ValueError, match="this lstm model is in training mode"):
         model_of("lstm", 4).float().train().stepper("bf16")
-    with pytest.raises(ValueError, match="expected precision 'fp32' or 'bf16', got 'fp16'"):
+    with pytest.raises(ValueError, match="expected precision 'fp32', 'bf16' or 'int8', got 'fp16'"):
         model_of("lstm", 4).float().stepper("fp16")
+
+
+def _int8_available():
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
+@pytest.mark.skipif(not _int8_available(), reason="torch's fbgemm quantized engine is not in this build")
+@pytest.mark.parametrize("add", ["none", "rows"])
+def test_int8_product_quantizes_the_weights_per_row_within_the_bound(add):
+    """product(w, "int8") = add + x W^T with W as int8 (scale max|w_n| / 127 per row) and x as 7-bit uint8 per
+    tensor: off from the exact product by no more than the two roundings can make it, and not equal to it."""
+    g = torch.Generator().manual_seed(0)
+    w, x = torch.randn(48, 32, generator=g), torch.randn(3, 32, generator=g).tanh()
+    w[5] = 0  # a zero row has scale 1, not a division by zero
+    extra = None if add == "none" else torch.randn(3, 48, generator=g)
+    got = stepping.product(w, "int8")(x, extra)
+    exact = x.double() @ w.double().t() + (0 if extra is None else extra.double())
+    s_w = w.abs().amax(1).double() / 127  # (48,)
+    s_x = (max(x.max().item(), 0) - min(x.min().item(), 0)) / 127
+    bound = x.abs().double().sum(1, keepdim=True) * s_w / 2 + w.abs().double().sum(1) * s_x / 2  # (3, 48)
+    assert got.dtype == torch.float32 and got.shape == (3, 48)
+    assert ((got.double() - exact).abs() <= bound * 1.01 + 1e-5).all()
+    assert (got[:, 5].double() == (0 if extra is None else extra[:, 5].double())).all()
+    assert not torch.allclose(got.double(), exact, rtol=0, atol=1e-5)  # it did quantize
+
+
+@pytest.mark.skipif(not _int8_available(), reason="torch's fbgemm quantized engine is not in this build")
+@pytest.mark.parametrize("cell", JOINT)
+def test_int8_stepper_stays_close_to_float32(cell):
+    model = float32_model(cell)
+    fp32, int8 = model.stepper(), model.stepper("int8")
+    ids = torch.randint(0, V, (1, 20), generator=torch.Generator().manual_seed(2))
+    state_a = state_b = None
+    with torch.no_grad():
+        for t in range(ids.shape[1]):
+            a, state_a = fp32(ids[:, t], state_a)
+            b, state_b = int8(ids[:, t], state_b)
+            assert b.dtype == torch.float32
+            torch.testing.assert_close(b, a, rtol=0, atol=5e-2)
+    tokens = list(generate(model, torch.tensor([1, 2]), 30, temperature=0.8, precision="int8",
+                           generator=torch.Generator().manual_seed(3)))
+    assert len(tokens) == 30 and all(0 <= t < V for t in tokens)
+    with pytest.raises(ValueError, match="int8 weights need the prepared step"):
+        model_of("gru", 4).float().stepper("int8")

@@ -143,6 +143,20 @@ def test_generate_greedy_and_top_k_top_p(char_run):
     assert len(out) == len("First") + 20 + 1
 
 
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_generate_with_low_precision_weights(char_run, precision):
+    run, _ = char_run
+    if precision == "int8" and "fbgemm" not in torch.backends.quantized.supported_engines:
+        pytest.skip("torch's fbgemm quantized engine is not in this build")
+    vocab = set(json.loads((run / "vocab.json").read_text())["tokens"])
+    args = ["generate", run, "--prime", "First", "--length", 30, "--seed", 4, "--precision", precision]
+    out = cli(*args).stdout
+    assert out.startswith("First") and len(out) == len("First") + 30 + 1 and set(out[5:-1]) <= vocab
+    assert cli(*args).stdout == out
+    one_line_error(cli("generate", run, "--length", 5, "--precision", "int4", ok=False),
+                   "expected precision 'fp32', 'bf16' or 'int8', got 'int4'")
+
+
 def test_generate_without_prime_starts_after_a_line_break(char_run):
     run, _ = char_run
     out = cli("generate", run, "--length", 25, "--seed", 0).stdout

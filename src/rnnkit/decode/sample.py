@@ -50,8 +50,8 @@ def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top
 
     The prime is read in one forward call; then the model runs one step per token with its state (no
     re-encoding of the prefix): ``model.stepper()`` where the model has one (weights prepared once), else
-    ``model.step``. Stops early after yielding ``eos_id``. ``precision="bf16"``: the stepper's recurrent
-    products with bf16 weights (``LanguageModel.stepper``). The stepper is made by this call, from the
+    ``model.step``. Stops early after yielding ``eos_id``. ``precision="bf16"`` or ``"int8"``: the stepper's
+    recurrent products with bf16 or int8 weights (``LanguageModel.stepper``). The stepper is made by this call, from the
     weights as they are now.
     """
     check_generation(prime, length, temperature, top_k, top_p)  # now, not at the first next()

@@ -17,6 +17,8 @@ The packed product sums in a different order, so its float32 results differ from
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -87,3 +89,39 @@ class StepProduct:
             return out.copy_(self._linear.binary(h, add, self.packed, self.bias, "add"))
         out = torch.addmm(add, h, self.w.t(), out=out)
         return out if self.bias is None else out.add_(self.bias)
+
+
+class Int8Product:
+    """``x @ w.T`` for x (B, in) float32 and w (out, in), with w held as int8 and the products run by torch's
+    quantized CPU engine (fbgemm: AVX-512 VNNI or AVX2 int8 kernels), for generation, where reading the weights
+    is most of a step: a quarter of float32's bytes.
+
+    w is quantized once, symmetrically per output row: w ≈ s_n q_n, q_n in [-127, 127], s_n = max|w_n| / 127.
+    Each call quantizes x per tensor to uint8 over [min(x, 0), max(x, 0)] (torch's dynamic quantization;
+    ``reduce_range``: 7 bits, which keeps the AVX2 kernel's 16-bit pair sums from saturating), sums in int32 and
+    returns float32. So each output is off by at most sum_k |x_k| s_n / 2 + sum_k |w_nk| s_x / 2 (s_x the input's
+    step), about 1 % of its size for an LSTM's gates (``tests/kernels/test_packed.py``).
+    """
+
+    def __init__(self, w: Tensor):
+        ops = getattr(torch.ops, "quantized", None)
+        if w.device.type != "cpu":
+            raise ValueError(f"int8 products run on the CPU; the weights are on {w.device}")
+        if w.dim() != 2:
+            raise ValueError(f"Int8Product: expected a weight (out, in), got {tuple(w.shape)}")
+        if ops is None or "fbgemm" not in torch.backends.quantized.supported_engines:
+            raise ValueError("int8 products need torch's fbgemm quantized engine, which this torch build lacks; "
+                             "use fp32 or bf16")
+        w = w.detach().float()
+        self.scales = (w.abs().amax(dim=1) / 127).masked_fill_(w.abs().amax(dim=1) == 0, 1.0)  # (out,)
+        with warnings.catch_warnings():  # torch marks its quantized tensors deprecated in favour of torchao
+            warnings.filterwarnings("ignore", message=".*quantize_per_channel.*", category=UserWarning)
+            q = torch.quantize_per_channel(w, self.scales.double(), torch.zeros(w.shape[0], dtype=torch.long), 0,
+                                           torch.qint8)
+        self.q = q.int_repr()  # (out, in) int8, for inspection and tests
+        self.packed = ops.linear_prepack(q, None)
+        self._linear = ops.linear_dynamic
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """x @ w.T, a new float32 tensor (B, out)"""
+        return self._linear(x, self.packed, True)  # reduce_range: 7-bit inputs

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..kernels.packed import StepProduct
+from ..kernels.packed import Int8Product, StepProduct
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 PARTS = 4  # column blocks of a product on the CPU (measured: 4 beats 2 beats 1 on 2 cores)
 
 
@@ -104,6 +104,9 @@ def product(weight: Tensor, precision: str = "fp32"):
     CPUs with oneDNN's bf16 products: against the weight packed once in bf16 (``kernels.packed.StepProduct``;
     weights and input rounded to bf16, sums in float32, the product rounded to bf16 as under autocast);
     elsewhere the column-blocked product of the weights rounded to bf16."""
+    if precision == "int8":
+        low = Int8Product(weight)
+        return lambda x, add: low(x) if add is None else torch.add(add, low(x))
     if precision == "bf16" and weight.dtype == torch.float32:
         low = StepProduct(weight.detach().bfloat16(), 1, always=True)
         if low.packed is not None:
@@ -117,7 +120,7 @@ def product(weight: Tensor, precision: str = "fp32"):
 
 def check_precision(who: str, precision: str) -> None:
     if precision not in PRECISIONS:
-        raise ValueError(f"{who}: expected precision 'fp32' or 'bf16', got {precision!r}")
+        raise ValueError(f"{who}: expected precision 'fp32', 'bf16' or 'int8', got {precision!r}")
 
 
 def stepper_for(rnn, input_table: Tensor | None = None, precision: str = "fp32") -> Stepper | None:

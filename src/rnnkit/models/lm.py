@@ -106,8 +106,9 @@ class LanguageModel(nn.Module):
         """``step`` for generation, with the weights prepared once (``rnnkit.layers.stepping``): the first layer's
         input products for every token are one table (V, kH), so a token costs a row lookup and one product per
         layer. Same signature and state as ``step``; a snapshot of the weights, for inference. ``precision="bf16"``
-        runs the recurrent products with bf16 weights (the state, table and output layer stay float32). Falls back
-        to ``step`` in training mode, for a TCN, and for cells without a joint product (GRU, minimal GRU)."""
+        runs the recurrent products with bf16 weights, ``"int8"`` with int8 weights (``kernels.packed.Int8Product``,
+        CPU); the state, table and output layer stay float32. Falls back to ``step`` in training mode, for a TCN,
+        and for cells without a joint product (GRU, minimal GRU)."""
         check_precision("LanguageModel.stepper", precision)
         rnn_step = None
         if self.config.cell != "tcn" and not self.training:
@@ -118,8 +119,8 @@ class LanguageModel(nn.Module):
         if rnn_step is None:
             if precision != "fp32":
                 why = "is in training mode" if self.training else "has no prepared step"
-                raise ValueError(f"LanguageModel.stepper: bf16 weights need the prepared step, which the rnn, lstm "
-                                 f"and peephole cells have in eval mode; this {self.config.cell} model {why}")
+                raise ValueError(f"LanguageModel.stepper: {precision} weights need the prepared step, which the rnn, "
+                                 f"lstm and peephole cells have in eval mode; this {self.config.cell} model {why}")
             return self.step
         with torch.no_grad():
             weight, bias = self.head.weight.t().contiguous(), self.head.bias.detach().clone()
