@@ -40,7 +40,8 @@ def next_token(logits: Tensor, *, temperature: float = 1.0, top_k: int | None = 
     # cheaper than torch.multinomial, which matters when generating one token at a time
     cdf = logits.softmax(dim=-1).cumsum(dim=-1)  # (B, V)
     u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]
-    return (cdf <= u).sum(dim=-1).clamp_(max=cdf.shape[-1] - 1)  # <=: a zero-probability token is never drawn
+    # the first index whose cdf exceeds u, i.e. the count of cdf <= u: a zero-probability token is never drawn
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
 def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top_k: int | None = None,
