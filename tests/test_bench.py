@@ -194,3 +194,30 @@ def test_bench_core_still_runs_on_the_shared_loop(capsys, monkeypatch):
                             "--warmup", "1"]) == 0
     (table,) = tables(capsys.readouterr().out)
     assert table[0][:3] == ["model", "path", "tokens/s"] and len(table) == 1 + 8
+
+
+def _bench_module(name, monkeypatch):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_babi_keeps_each_result_and_refuses_other_settings(tmp_path, monkeypatch):
+    bench_babi = _bench_module("bench_babi", monkeypatch)
+    settings = {"minutes": 7.0, "seed": 0}
+    record = bench_babi.Record(tmp_path, settings)
+    assert record.get(1, "10k") is None
+    record.add({"task": 1, "set": "10k", "accuracy": 1.0})
+    again = bench_babi.Record(tmp_path, settings)  # a later command: the result is there, written at once
+    assert again.get(1, "10k") == {"task": 1, "set": "10k", "accuracy": 1.0} and again.get(1, "1k") is None
+    with pytest.raises(SystemExit, match=r"measured with other settings \(recorded, now\): \{'minutes': \(7.0, 9.0\)\}"):
+        bench_babi.Record(tmp_path, {"minutes": 9.0, "seed": 0})
+    run = tmp_path / "qa2-10k"
+    for n in (1, 2):  # an unfinished run's directory is moved aside, never deleted
+        run.mkdir()
+        (run / "trainer.pt").write_bytes(b"x")
+        bench_babi.set_aside(run)
+        assert not run.exists() and (tmp_path / f"qa2-10k.interrupted{n}" / "trainer.pt").is_file()
+    bench_babi.set_aside(run)  # nothing there: nothing to do
