@@ -10,7 +10,10 @@
   64, dropout 0.5, vocabulary 10,000 words, Adam lr 2e-3, weight decay 1e-4, batch 32, early stopping after 8
   epochs (Yang et al.'s larger sizes overfit the 1,620 training reviews). ``--parts han-lm``: the same HAN with
   its word embedding initialised from a word-level LSTM language model trained (``--minutes``) on the training
-  fold's review text, no labels (Dai & Le 2015's semi-supervised idea, embedding only).
+  fold's review text, no labels (Dai & Le 2015's semi-supervised idea, embedding only). ``--parts han-sst``: the
+  same HAN with its word level first trained on SST's labelled phrases (``rnnkit train han --pretrain``, 3
+  epochs, phrases overlapping the fold's validation or test reviews left out); ``--han-folds 0-9`` runs Pang &
+  Lee's 10-fold cross-validation and reports the mean.
 * **MDLSTM on MNIST** (rnnkit.tasks.mdlstm): 2x2 patches (a 14x14 grid), 4 directions of 32 units, Adam lr 1e-3,
   batch 64; test accuracy, and the speed of the diagonal wavefront against the per-pixel double loop over the same
   cells (forward + backward, one 14x14 batch), in the same process.
@@ -20,6 +23,7 @@
 
     python benchmarks/bench_music_han_mdlstm.py                 # music, han, mdlstm, segment; --minutes 20 each
     python benchmarks/bench_music_han_mdlstm.py --parts music --minutes 30
+    python benchmarks/bench_music_han_mdlstm.py --parts han-sst --han-folds 0-9   # ~80 min on one thread
     python benchmarks/bench_music_han_mdlstm.py --quick         # smoke test: a few steps each; numbers mean nothing
 """
 from __future__ import annotations
