@@ -212,7 +212,8 @@ def test_bench_babi_keeps_each_result_and_refuses_other_settings(tmp_path, monke
     record.add({"task": 1, "set": "10k", "accuracy": 1.0})
     again = bench_babi.Record(tmp_path, settings)  # a later command: the result is there, written at once
     assert again.get(1, "10k") == {"task": 1, "set": "10k", "accuracy": 1.0} and again.get(1, "1k") is None
-    with pytest.raises(SystemExit, match=r"measured with other settings \(recorded, now\): \{'minutes': \(7.0, 9.0\)\}"):
+    with pytest.raises(SystemExit, match=r"measured with other settings \(recorded, now\): "
+                                         r"\{'minutes': \(7.0, 9.0\)\}"):
         bench_babi.Record(tmp_path, {"minutes": 9.0, "seed": 0})
     run = tmp_path / "qa2-10k"
     for n in (1, 2):  # an unfinished run's directory is moved aside, never deleted

@@ -154,25 +154,32 @@ def test_bf16_product_rounds_the_weights_and_the_input_only(packed, add, monkeyp
     assert not torch.allclose(got, x @ w.t() if extra is None else x @ w.t() + extra, rtol=0, atol=1e-6)
 
 
+def _int8_available():
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
 @pytest.mark.parametrize("cell", JOINT)
-def test_bf16_stepper_stays_close_to_float32(cell):
+def test_low_precision_stepper_stays_close_to_float32(cell, precision):
+    if precision == "int8" and not _int8_available():
+        pytest.skip("torch's fbgemm quantized engine is not in this build")
     model = float32_model(cell)
-    fp32, bf16 = model.stepper(), model.stepper("bf16")
+    fp32, low = model.stepper(), model.stepper(precision)
     ids = torch.randint(0, V, (1, 20), generator=torch.Generator().manual_seed(2))
     state_a = state_b = None
     with torch.no_grad():
         for t in range(ids.shape[1]):
             a, state_a = fp32(ids[:, t], state_a)
-            b, state_b = bf16(ids[:, t], state_b)
+            b, state_b = low(ids[:, t], state_b)
             assert b.dtype == torch.float32 and (state_b[0][0] if cell != "rnn" else state_b[0]).dtype == torch.float32
-            torch.testing.assert_close(b, a, rtol=0, atol=3e-2)
+            torch.testing.assert_close(b, a, rtol=0, atol={"bf16": 3e-2, "int8": 5e-2}[precision])
     prime = torch.tensor([1, 2])
     g = torch.Generator().manual_seed(3)
-    tokens = list(generate(model, prime, 30, temperature=0.8, precision="bf16", generator=g))
+    tokens = list(generate(model, prime, 30, temperature=0.8, precision=precision, generator=g))
     assert len(tokens) == 30 and all(0 <= t < V for t in tokens)
 
 
-def test_bf16_generation_is_refused_where_there_is_no_prepared_step():
+def test_low_precision_generation_is_refused_where_there_is_no_prepared_step():
     with pytest.raises(ValueError, match="bf16 weights need the prepared step, which the rnn, lstm and peephole cells "
                                          "have in eval mode; this gru model has no prepared step"):
         generate(model_of("gru", 4).float(), torch.tensor([1]), 5, precision="bf16")  # refused at the call
@@ -180,10 +187,8 @@ def test_bf16_generation_is_refused_where_there_is_no_prepared_step():
         model_of("lstm", 4).float().train().stepper("bf16")
     with pytest.raises(ValueError, match="expected precision 'fp32', 'bf16' or 'int8', got 'fp16'"):
         model_of("lstm", 4).float().stepper("fp16")
-
-
-def _int8_available():
-    return "fbgemm" in torch.backends.quantized.supported_engines
+    with pytest.raises(ValueError, match="int8 weights need the prepared step"):
+        model_of("gru", 4).float().stepper("int8")
 
 
 @pytest.mark.skipif(not _int8_available(), reason="torch's fbgemm quantized engine is not in this build")
@@ -204,23 +209,3 @@ def test_int8_product_quantizes_the_weights_per_row_within_the_bound(add):
     assert ((got.double() - exact).abs() <= bound * 1.01 + 1e-5).all()
     assert (got[:, 5].double() == (0 if extra is None else extra[:, 5].double())).all()
     assert not torch.allclose(got.double(), exact, rtol=0, atol=1e-5)  # it did quantize
-
-
-@pytest.mark.skipif(not _int8_available(), reason="torch's fbgemm quantized engine is not in this build")
-@pytest.mark.parametrize("cell", JOINT)
-def test_int8_stepper_stays_close_to_float32(cell):
-    model = float32_model(cell)
-    fp32, int8 = model.stepper(), model.stepper("int8")
-    ids = torch.randint(0, V, (1, 20), generator=torch.Generator().manual_seed(2))
-    state_a = state_b = None
-    with torch.no_grad():
-        for t in range(ids.shape[1]):
-            a, state_a = fp32(ids[:, t], state_a)
-            b, state_b = int8(ids[:, t], state_b)
-            assert b.dtype == torch.float32
-            torch.testing.assert_close(b, a, rtol=0, atol=5e-2)
-    tokens = list(generate(model, torch.tensor([1, 2]), 30, temperature=0.8, precision="int8",
-                           generator=torch.Generator().manual_seed(3)))
-    assert len(tokens) == 30 and all(0 <= t < V for t in tokens)
-    with pytest.raises(ValueError, match="int8 weights need the prepared step"):
-        model_of("gru", 4).float().stepper("int8")
