@@ -60,19 +60,19 @@ QUICK_MODEL = {"variant": "dmn+", "hidden": 16, "passes": 2, "dropout": 0.1}
 QUICK_TRAIN = {"steps": 8, "batch_size": 32, "lr": 1e-2, "eval_every": 4}
 
 
-def parse_tasks(text: str) -> list[int]:
-    """``"1-3,16"`` -> [1, 2, 3, 16]."""
-    tasks = []
+def parse_numbers(text: str, option: str, allowed) -> list[int]:
+    """``"1-3,16"`` -> [1, 2, 3, 16], each in ``allowed``; anything else stops with a message naming ``option``."""
+    numbers = []
     for part in text.split(","):
         lo, _, hi = part.strip().partition("-")
         try:
-            tasks.extend(range(int(lo), int(hi or lo) + 1))
+            numbers.extend(range(int(lo), int(hi or lo) + 1))
         except ValueError:
-            raise SystemExit(f"--tasks: expected numbers and ranges like 1-20 or 1,2,16, got {text!r}")
-    bad = [t for t in tasks if t not in TASK_NAMES]
+            raise SystemExit(f"{option}: expected numbers and ranges like 1-3 or 1,2,16, got {text!r}")
+    bad = [n for n in numbers if n not in allowed]
     if bad:
-        raise SystemExit(f"--tasks: expected tasks in 1..20, got {bad}")
-    return sorted(set(tasks))
+        raise SystemExit(f"{option}: expected numbers in {min(allowed)}..{max(allowed)}, got {bad}")
+    return sorted(set(numbers))
 
 
 def run(task: int, ten_k: bool, args, out: Path) -> dict:
@@ -197,14 +197,14 @@ def main(argv=None) -> int:
         return 1
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     torch.set_num_threads(args.threads)
-    tasks = [1, 19] if args.quick else parse_tasks(args.tasks)
+    tasks = [1, 19] if args.quick else parse_numbers(args.tasks, "--tasks", TASK_NAMES)
     sets = ["1k"] if args.quick else [s.strip() for s in args.sets.split(",")]
     if not set(sets) <= {"1k", "10k"}:
         raise SystemExit(f"--sets: expected 1k, 10k or 1k,10k, got {args.sets!r}")
     if args.quick:
         args.minutes = min(args.minutes, 0.5)
-    settings = {k: getattr(args, k) for k in ("minutes", "max_facts", "patience", "threads", "seed",
-                                              "supervise_gates", "batch_size", "quick")}
+    settings = {"data": str(args.data), **{k: getattr(args, k) for k in (
+        "minutes", "max_facts", "patience", "threads", "seed", "supervise_gates", "batch_size", "quick", "device")}}
     wall = time.perf_counter()
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -43,6 +43,9 @@ from rnnkit.data.reviews import read_reviews
 from rnnkit.tasks import han, lm, mdlstm, music
 from rnnkit.train import TrainConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_babi import parse_numbers  # noqa: E402 - the same "0-9" / "0,3" lists as --tasks there
+
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 BAI = {"lstm": 8.45, "gru": 8.43, "tcn": 8.10}
 MUSIC_MODELS = {"lstm": {"model": "lstm", "hidden": 200, "layers": 1, "dropout": 0.3},
@@ -75,8 +78,7 @@ def bench_music(args, tmp: Path) -> list[str]:
 
 def bench_han(args, tmp: Path, pretrained: Path | None = None, pretrain: Path | None = None) -> list[str]:
     data = DATA / "sentiment" / "movie_review_polarity" / "review_polarity.tar.gz"
-    folds = [k for part in args.han_folds.split(",") for k in range(int(part.split("-")[0]),
-                                                                   int(part.split("-")[-1]) + 1)]
+    folds = parse_numbers(args.han_folds, "--han-folds", range(han.FOLDS))
     # Yang et al.'s sizes (GRU 50, attention 100, embedding 100, dropout 0.3) overfit 1,620 reviews: 75.5 % test
     # (2026-12-07). Smaller and more regularised, as below: 82.5 % (measured with `rnnkit train han` and these
     # settings; see the README).

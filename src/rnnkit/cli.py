@@ -1392,9 +1392,8 @@ def _run_han(o: dict) -> None:
 
     if o["data"] is None:
         raise ValueError("train han: --data is required (review_polarity.tar.gz, Pang & Lee's movie reviews)")
-    if o["pretrain"] is None and o["pretrain_epochs"] != 5:
-        raise ValueError(f"train han: --pretrain-epochs {o['pretrain_epochs']} applies to --pretrain, which is not "
-                         "given")
+    if o["pretrain"] is None:
+        _refuse_unused(o, {"pretrain_epochs": han.HANTask.pretrain_epochs}, "applies to --pretrain, which is not given")
     task = han.HANTask(data=str(o["data"].resolve()), fold=o["fold"], max_words=o["max_words"],
                        max_sentences=o["max_sentences"], max_sentence_len=o["max_sentence_len"],
                        pretrained=o["pretrained"] and str(o["pretrained"].resolve()),

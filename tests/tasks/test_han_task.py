@@ -256,7 +256,8 @@ def test_pretraining_sets_the_word_level_before_the_documents(tmp_path):
         if name.startswith(("embed.", "word_encoder.", "word_attention.")):  # the word level starts from it
             torch.testing.assert_close(weight, best["han." + name], atol=1e-6, rtol=0)
     one_line_error(cli("train", "han", "--data", data, "--out", tmp_path / "r2", "--steps", 1, "--pretrain-epochs", 2,
-                       *TINY, ok=False), "--pretrain-epochs 2 applies to --pretrain, which is not given")
+                       *TINY, ok=False), "--pretrain-epochs applies to --pretrain, which is not given",
+                   "got --pretrain-epochs 2")
     shown = cli("train", "han", "--data", data, "--out", tmp_path / "r3", "--steps", 2, "--pretrain", tmp_path / "rt",
                 "--pretrain-epochs", 1, "--html-docs", 0, *TINY).stdout
     assert "pretraining of the word level: 14 sentences (2 left out for overlapping a held-out review)" in shown

@@ -130,24 +130,24 @@ def read_sst_file(path, *, binary: bool = True) -> LabelledTexts:
     return LabelledTexts(texts, labels, SST2_LABELS if binary else SST5_LABELS, where)
 
 
-def read_sst_phrases(path, *, binary: bool = True) -> LabelledTexts:
-    """Every distinct labelled phrase (every node of every tree, the sentences included) of an SST file, as
-    SST's phrase-level training (Socher et al. 2013; Kim 2014 and GLUE's SST-2 train on these). SST-2
-    drops the neutral phrases. A phrase is kept once, at its first occurrence."""
-    path = Path(path)
+def read_sst_phrases(*paths, binary: bool = True) -> LabelledTexts:
+    """Every distinct labelled phrase (every node of every tree, the sentences included) of one or more SST
+    files, as SST's phrase-level training (Socher et al. 2013; Kim 2014 and GLUE's SST-2 train on these). SST-2
+    drops the neutral phrases. A phrase is kept once, at its first occurrence, across the files too."""
     texts, labels, where, seen = [], [], [], set()
-    for n, line in _tree_lines(path):
-        words, nodes = parse_tree(line, f"{path}:{n}")
-        for node_label, start, stop in reversed(nodes):  # the root first
-            phrase = " ".join(words[start:stop])
-            label = _sst_label(node_label, binary)
-            if label is None or phrase in seen:
-                continue
-            seen.add(phrase)
-            texts.append(phrase)
-            labels.append(label)
-            where.append(f"{path}:{n}")
-    log.info("%s: %d distinct labelled phrases", path, len(texts))
+    for path in map(Path, paths):
+        for n, line in _tree_lines(path):
+            words, nodes = parse_tree(line, f"{path}:{n}")
+            for node_label, start, stop in reversed(nodes):  # the root first
+                phrase = " ".join(words[start:stop])
+                label = _sst_label(node_label, binary)
+                if label is None or phrase in seen:
+                    continue
+                seen.add(phrase)
+                texts.append(phrase)
+                labels.append(label)
+                where.append(f"{path}:{n}")
+    log.info("%s: %d distinct labelled phrases", ", ".join(map(str, paths)), len(texts))
     return LabelledTexts(texts, labels, SST2_LABELS if binary else SST5_LABELS, where)
 
 

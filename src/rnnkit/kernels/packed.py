@@ -100,7 +100,7 @@ class Int8Product:
     Each call quantizes x per tensor to uint8 over [min(x, 0), max(x, 0)] (torch's dynamic quantization;
     ``reduce_range``: 7 bits, which keeps the AVX2 kernel's 16-bit pair sums from saturating), sums in int32 and
     returns float32. So each output is off by at most sum_k |x_k| s_n / 2 + sum_k |w_nk| s_x / 2 (s_x the input's
-    step), about 1 % of its size for an LSTM's gates (``tests/kernels/test_packed.py``).
+    step), about 1 % of its size for an LSTM's gates (``tests/models/test_lm_stepper.py`` checks the bound).
     """
 
     def __init__(self, w: Tensor):
@@ -113,12 +113,12 @@ class Int8Product:
             raise ValueError("int8 products need torch's fbgemm quantized engine, which this torch build lacks; "
                              "use fp32 or bf16")
         w = w.detach().float()
-        self.scales = (w.abs().amax(dim=1) / 127).masked_fill_(w.abs().amax(dim=1) == 0, 1.0)  # (out,)
+        largest = w.abs().amax(dim=1)  # (out,)
+        scales = (largest / 127).masked_fill_(largest == 0, 1.0)  # a zero row keeps scale 1, not 0
         with warnings.catch_warnings():  # torch marks its quantized tensors deprecated in favour of torchao
             warnings.filterwarnings("ignore", message=".*quantize_per_channel.*", category=UserWarning)
-            q = torch.quantize_per_channel(w, self.scales.double(), torch.zeros(w.shape[0], dtype=torch.long), 0,
+            q = torch.quantize_per_channel(w, scales.double(), torch.zeros(w.shape[0], dtype=torch.long), 0,
                                            torch.qint8)
-        self.q = q.int_repr()  # (out, in) int8, for inspection and tests
         self.packed = ops.linear_prepack(q, None)
         self._linear = ops.linear_dynamic
 

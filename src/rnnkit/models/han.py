@@ -82,17 +82,13 @@ class HAN(nn.Module):
             raise ValueError("HAN: the padding in docs gives the lengths; expected lengths=None")
         _check_ids("HAN", docs, "documents (B, S, W)", c.vocab_size)
         B, S, W = docs.shape
-        words = docs != c.pad_id  # (B, S, W)
-        word_len = words.sum(-1)  # (B, S)
+        word_len = _word_lengths("HAN", docs, c.pad_id)  # (B, S)
         sent_valid = word_len > 0  # (B, S)
         n_sent = sent_valid.sum(-1)  # (B,)
         if B and int(n_sent.min()) < 1:
             raise ValueError(f"HAN: document {int((n_sent < 1).nonzero()[0])} has no word")
-        steps_w = torch.arange(W, device=docs.device)
-        steps_s = torch.arange(S, device=docs.device)
-        if not torch.equal(words, steps_w < word_len[..., None]) or not torch.equal(sent_valid, steps_s < n_sent[:, None]):
-            raise ValueError("HAN: expected padding only after the words of a sentence and after the sentences of a "
-                             "document")
+        if not torch.equal(sent_valid, torch.arange(S, device=docs.device) < n_sent[:, None]):
+            raise ValueError("HAN: expected padding only after the sentences of a document")
         S, W = int(n_sent.max()), int(word_len.max())  # drop all-padding columns
         docs, sent_valid, word_len = docs[:, :S, :W], sent_valid[:, :S], word_len[:, :S]
         # word level: every real sentence of the batch at once
@@ -131,12 +127,9 @@ class SentenceClassifier(nn.Module):
     def forward(self, x: Tensor, state=None, lengths=None):
         c = self.han.config
         _check_ids("SentenceClassifier", x, "sentences (B, W)", c.vocab_size)
-        words = x != c.pad_id
-        found = words.sum(-1)  # (B,)
+        found = _word_lengths("SentenceClassifier", x, c.pad_id)  # (B,)
         if x.shape[0] and int(found.min()) < 1:
             raise ValueError(f"SentenceClassifier: sentence {int((found < 1).nonzero()[0])} has no word")
-        if not torch.equal(words, torch.arange(x.shape[1], device=x.device) < found[:, None]):
-            raise ValueError("SentenceClassifier: expected padding only after the words of a sentence")
         if lengths is not None and not torch.equal(lengths.to(found.device), found):
             raise ValueError(f"SentenceClassifier: expected lengths equal to the words before the padding, got "
                              f"{lengths.tolist()[:8]} for {found.tolist()[:8]}")
@@ -152,3 +145,12 @@ def _check_ids(who: str, x, expected: str, vocab_size: int) -> None:
         raise ValueError(f"{who}: expected {expected} of integer ids, got {got}")
     if x.numel() and (int(x.min()) < 0 or int(x.max()) >= vocab_size):
         raise ValueError(f"{who}: expected ids in [0, {vocab_size}), got values in [{int(x.min())}, {int(x.max())}]")
+
+
+def _word_lengths(who: str, x: Tensor, pad_id: int) -> Tensor:
+    """The words before the padding along x's last dimension (..., W) -> (...); padding anywhere else is an error."""
+    words = x != pad_id
+    lengths = words.sum(-1)
+    if not torch.equal(words, torch.arange(x.shape[-1], device=x.device) < lengths[..., None]):
+        raise ValueError(f"{who}: expected padding only after the words of a sentence")
+    return lengths

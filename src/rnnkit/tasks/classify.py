@@ -272,8 +272,10 @@ def _hold_out(data: LabelledTexts, fraction: float) -> dict[str, LabelledTexts]:
     return {"train": data.subset(order[n_valid:].sort().values), "valid": data.subset(order[:n_valid].sort().values)}
 
 
-def encode_splits(tokenizer: Tokenizer, splits: dict[str, LabelledTexts]) -> dict[str, dict]:
-    """{split: {"x", "y", "lengths", "truncated", "longest"}}; an empty text is an error naming its file and line."""
+def encode_splits(tokenizer: Tokenizer, splits: dict[str, LabelledTexts], *, limit: str = "--max-len"
+                  ) -> dict[str, dict]:
+    """{split: {"x", "y", "lengths", "truncated", "longest"}}; an empty text is an error naming its file and line,
+    and texts cut to the tokenizer's max_len are counted in a warning naming ``limit``, the option that set it."""
     encoded = {}
     for name, data in splits.items():
         for i, text in enumerate(data.texts):
@@ -281,7 +283,7 @@ def encode_splits(tokenizer: Tokenizer, splits: dict[str, LabelledTexts]) -> dic
                 raise ValueError(f"{data.where[i]}: empty text (no word or punctuation token): {text!r}")
         e = tokenizer.encode(data.texts, source=f"{name} split")
         if e.truncated:
-            log.warning("--max-len %d: cut %d of %d %s texts to their first %d tokens (the longest has %d)",
+            log.warning("%s %d: cut %d of %d %s texts to their first %d tokens (the longest has %d)", limit,
                         tokenizer.max_len, e.truncated, len(data), name, tokenizer.max_len, e.longest)
         encoded[name] = {"x": e.ids, "y": torch.tensor(data.labels, dtype=torch.int64), "lengths": e.lengths,
                          "truncated": e.truncated, "longest": e.longest}

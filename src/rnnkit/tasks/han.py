@@ -34,7 +34,8 @@ from ..data.tokenize import Tokenizer
 from ..models.classifier import probabilities
 from ..models.han import HAN, HANConfig, SentenceClassifier
 from ..train import TrainConfig, checkpoint, seed_everything
-from .classify import SPLIT_SEED, describe_split, load_best, make_trainer, report_split, report_splits
+from .classify import (SPLIT_SEED, describe_split, encode_splits, load_best, make_trainer, report_split,
+                       report_splits)
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,7 @@ def read_pretrain_sentences(path) -> LabelledTexts:
     if kind == "rt":
         data = read_rt(path)
     elif kind == "sst":
-        phrases = [read_sst_phrases(Path(path) / name, binary=True) for name in SST_FILES.values()]
-        first = {}  # a phrase is kept once, at its first occurrence, as within one file
-        for d in phrases:
-            for text, label, where in zip(d.texts, d.labels, d.where):
-                first.setdefault(text, (label, where))
-        data = LabelledTexts(list(first), [y for y, _ in first.values()], list(LABELS),
-                             [w for _, w in first.values()])
+        data = read_sst_phrases(*(Path(path) / name for name in SST_FILES.values()))
     else:
         data = read_tsv(path)
     names = tuple(n.lower() for n in data.label_names)
@@ -165,17 +160,11 @@ def pretrain_word_level(model: HAN, tokenizer: Tokenizer, sentences: LabelledTex
     :class:`SentenceClassifier` (its own output layer, dropped afterwards), in its own run directory ``out``;
     a seeded 10 % of the sentences is held out and the best weights on it are kept in the HAN. Returns
     {"sentences", "valid", "step", "best_step"}: how many trained on and held out, the held-out report."""
-    ids, kept = [], []
-    for i, text in enumerate(sentences.texts):
-        tokens = tokenizer.tokens(text)[: task.max_sentence_len]
-        if tokens:
-            ids.append(tokenizer.vocab.encode(tokens))
-            kept.append(i)
-    if len(kept) < 10:
-        raise ValueError(f"han --pretrain: expected at least 10 sentences with a word, got {len(kept)}")
-    x = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=Tokenizer.pad_id)  # (N, W)
-    y = torch.tensor([sentences.labels[i] for i in kept])
-    train_idx, valid_idx = kfold(len(kept), 0, 10, seed=SPLIT_SEED)
+    if len(sentences) < 10:
+        raise ValueError(f"han --pretrain: expected at least 10 sentences, got {len(sentences)}")
+    e = encode_splits(tokenizer, {"pretraining": sentences}, limit="--max-sentence-len")["pretraining"]
+    x, y = e["x"], e["y"]  # (N, W) padded ids, (N,)
+    train_idx, valid_idx = kfold(len(y), 0, 10, seed=SPLIT_SEED)
     classifier = SentenceClassifier(model)
     pre_cfg = dataclasses.replace(cfg, epochs=task.pretrain_epochs, steps=None, max_time=None, patience=0,
                                   schedule="none", eval_every=0, checkpoint_every=0)
@@ -187,7 +176,7 @@ def pretrain_word_level(model: HAN, tokenizer: Tokenizer, sentences: LabelledTex
     best_step = load_best(trainer)
     report = report_split(trainer.raw_model, x[valid_idx], y[valid_idx], None, LABELS, split="valid", out=out,
                           device=trainer.device) if trainer.world.is_main else None
-    log.info("han --pretrain: %d sentences, held-out accuracy %s", len(kept), report and report["accuracy"])
+    log.info("han --pretrain: %d sentences, held-out accuracy %s", len(y), report and report["accuracy"])
     return {"sentences": {"train": len(train_idx), "valid": len(valid_idx)}, "valid": report,
             "step": trainer.step, "best_step": best_step}
 
