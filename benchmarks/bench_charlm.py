@@ -3,8 +3,9 @@
   speed    `rnnkit train charlm`'s training loop (Trainer + LanguageModel, metrics written every step)
            vs a minimal hand-written PyTorch char LSTM of the same size (nn.Embedding + nn.LSTM +
            nn.Linear, Adam, clip_grad_norm_) on the same batches, in the same process, interleaved.
-  latency  batch-1 generation, microseconds per character, for a 2x512 LSTM: rnnkit's `generate`
-           (`model.stepper()`: one token-table row and one product per layer) vs nn.LSTM called per character.
+  latency  batch-1 generation, microseconds per character, for a 2x512 LSTM: rnnkit's `generate` through its
+           compiled step (`model.native_stepper()`) and through torch's ops (`model.stepper()`: one token-table
+           row and one product per layer), fp32, bf16 and int8 weights, vs nn.LSTM called per character.
   quality  Tiny Shakespeare, contiguous 90/10 split: train for a time budget and report the best
            validation loss (nats/char) per cell; with several --seeds, also their ensemble's.
   ptb      Mikolov's char-level Penn Treebank (standard train/valid/test files, `--spaced`): LSTM, GRU and
@@ -22,8 +23,10 @@ Data: ../shared/data/tinyshakespeare/input.txt (never the network).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -39,6 +42,7 @@ from rnnkit.data import StreamBatches
 from rnnkit.data.text import read_text, split_contiguous
 from rnnkit.data.vocab import Vocab
 from rnnkit.decode.sample import generate
+from rnnkit.kernels import native
 from rnnkit.models.lm import LanguageModel, LMConfig
 from rnnkit.tasks import lm
 from rnnkit.train import TrainConfig, Trainer
@@ -138,16 +142,39 @@ def speed(args) -> str:
 
 
 @torch.no_grad()
-def stepped_loss(model, ids: torch.Tensor, precision: str) -> float:
-    """Mean next-character loss (nats) of ``generate``'s own step (``model.stepper(precision)``) over ids (T,),
-    fed one character at a time: what the weights' precision costs the samples."""
-    step = model.stepper(precision)
+def stepped_loss(model, ids: torch.Tensor, precision: str, path: str) -> float:
+    """Mean next-character loss (nats) of ``generate``'s own step over ids (T,), fed one character at a time: what
+    the weights' precision costs the samples. path "native": ``model.native_stepper(precision)``, else
+    ``model.stepper(precision)`` (torch's ops)."""
     logits, state = model(ids[:1][None])
-    logits, total = logits[:, -1], 0.0
+    logits, total = logits[0, -1], 0.0
+    if path == "native":
+        step = model.native_stepper(precision)
+        step.load_state(state)
+    else:
+        torch_step = model.stepper(precision)
     for t in range(1, len(ids)):
-        total -= float(torch.log_softmax(logits, -1)[0, ids[t]])
-        logits, state = step(ids[t:t + 1], state)
+        total -= float(torch.log_softmax(logits, -1)[ids[t]])
+        if path == "native":
+            logits = step.step(int(ids[t]))
+        else:
+            logits, state = torch_step(ids[t:t + 1], state)
+            logits = logits[0]
     return total / (len(ids) - 1)
+
+
+@contextlib.contextmanager
+def native_kernels(on: bool):
+    """``RNNKIT_NATIVE`` set for the block: generate() steps through the compiled kernel or through torch's ops."""
+    old = os.environ.get("RNNKIT_NATIVE")
+    os.environ["RNNKIT_NATIVE"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["RNNKIT_NATIVE"]
+        else:
+            os.environ["RNNKIT_NATIVE"] = old
 
 
 def latency(args) -> str:
@@ -164,9 +191,12 @@ def latency(args) -> str:
     hand = HandLSTM(V, E, H, L).eval()
     prime = torch.tensor([1, 2, 3])
     n = args.chars
+    native_ok = model.native_stepper() is not None
+    paths = ["native", "torch ops"] if native_ok else ["torch ops"]
 
-    def ours(precision="fp32"):
-        tokens = generate(model, prime, n, temperature=0.8, precision=precision)  # the stepper is made here,
+    def ours(precision, path):
+        with native_kernels(path == "native"):
+            tokens = generate(model, prime, n, temperature=0.8, precision=precision)  # the stepper is made here,
         t = time.perf_counter()  # once per call: the clock starts after it (int8: ~ms to quantize the weights)
         for _ in tokens:
             pass
@@ -184,13 +214,14 @@ def latency(args) -> str:
         return (time.perf_counter() - t) / n
 
     precisions = ["fp32", "bf16"] + (["int8"] if "fbgemm" in torch.backends.quantized.supported_engines else [])
-    runs = {k: [] for k in (*precisions, "hand")}
-    for k in precisions:
-        ours(k)  # warm-up
+    kinds = [(k, path) for path in paths for k in precisions]
+    runs = {k: [] for k in (*kinds, "hand")}
+    for k in kinds:
+        ours(*k)  # warm-up
     per_call()
     for _ in range(args.rounds):  # interleaved, so that a slow moment of the machine hits them all alike
-        for k in precisions:
-            runs[k].append(ours(k))
+        for k in kinds:
+            runs[k].append(ours(*k))
         runs["hand"].append(per_call())
     us = {k: statistics.median(v) * 1e6 for k, v in runs.items()}
     targets = {(1, 512): [("issue 9", 100)], (2, 512): [("issue 9", 200), ("issue 4", 500)]}.get((L, H), [])
@@ -198,18 +229,18 @@ def latency(args) -> str:
     def mark(v):
         return "; ".join(f"≤ {t} ({who}) {'✓' if v <= t else '✗'}" for who, t in targets) or "—"
 
+    described = {"native": "one compiled call a token (`native_stepper`, the default)",
+                 "torch ops": "torch's ops (`stepper`, `RNNKIT_NATIVE=0`)"}
     return "\n".join([
-        header(f"batch-1 generation latency: {L}x{H} LSTM, {n} characters, median of {args.rounds}"),
-        "| generator | µs per character | target |", "|---|---:|---|",
-        f"| nn.LSTM called once per character (plain torch) | {us['hand']:,.0f} | — |",
-        f"| rnnkit `generate` (`model.stepper()`: weights prepared once), fp32 | {us['fp32']:,.0f} "
-        f"| {mark(us['fp32'])} |",
-        f"| the same with bf16 weights (`precision=\"bf16\"`) | {us['bf16']:,.0f} | {mark(us['bf16'])} |",
-        *([f"| the same with int8 weights (`precision=\"int8\"`, fbgemm) | {us['int8']:,.0f} | {mark(us['int8'])} |"]
-          if "int8" in us else []),
-        *(["", f"loss of each precision's steps over the first {len(text):,} validation characters, "
-               f"{args.run}: " + ", ".join(f"{k} {stepped_loss(model, text, k):.4f}" for k in precisions)
-               + " nats/char"] if args.run else []),
+        header(f"batch-1 generation latency: {L}x{H} LSTM, {n} characters, median of {args.rounds}"
+               + ("" if native_ok else f"; no native kernel: {native.unavailable('lm_step')}")),
+        "| generator | weights | µs per character | target |", "|---|---|---:|---|",
+        f"| nn.LSTM called once per character (plain torch) | fp32 | {us['hand']:,.0f} | — |",
+        *(f"| rnnkit `generate`, {described[path]} | {k} | {us[k, path]:,.0f} | {mark(us[k, path])} |"
+          for k, path in kinds),
+        *(["", f"loss of each path's steps over the first {len(text):,} validation characters, {args.run}:"]
+          + [f"- {path}: " + ", ".join(f"{k} {stepped_loss(model, text, k, path):.4f}" for k in precisions)
+             + " nats/char" for path in paths] if args.run else []),
     ])
 
 

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..cells.lstm import LSTMCell
+from ..kernels import lm_step
 from ..kernels.packed import Int8Product, StepProduct
 
 
@@ -138,3 +140,34 @@ def stepper_for(rnn, input_table: Tensor | None = None, precision: str = "fp32")
     if getattr(rnn, "bidirectional", True) or not getattr(rnn, "joint_step", False) or rnn.training:
         return None
     return Stepper(rnn, input_table, precision)
+
+
+def native_step(rnn, input_table: Tensor, head: Tensor, head_bias: Tensor, precision: str = "fp32"):
+    """An LSTM stack's step from token ids (their inputs: ``input_table`` (V, F)) and an output layer (head (V, H),
+    head_bias (V,)) as one native call per token (:class:`rnnkit.kernels.lm_step.NativeLMStep`, batch 1), or
+    None where that kernel does not apply: a cell other than the LSTM (with or without peepholes), a stack a
+    :class:`Stepper` cannot step, weights not float32 on the CPU, or no compiled kernel
+    (``rnnkit.kernels.native.unavailable("lm_step")`` says why)."""
+    check_precision("native_step", precision)
+    cells = getattr(rnn, "cells", None)
+    if (cells is None or getattr(rnn, "bidirectional", True) or rnn.training
+            or not all(type(cell) is LSTMCell for cell in cells)):
+        return None
+    tensors = (input_table, head, head_bias, *(p for cell in cells for p in cell.parameters()))
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors):
+        return None
+    lib = lm_step.library()
+    if lib is None:
+        return None
+    layers = []
+    with torch.no_grad():
+        for i, cell in enumerate(cells):
+            peep = torch.stack([cell.weight_ci, cell.weight_cf, cell.weight_co]) if cell.peephole else None
+            bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
+            if i == 0:  # every token's input product and both biases, one row a token
+                table = input_table @ cell.weight_ih.t()
+                table = table if bias is None else table + bias
+                layers.append((cell.weight_hh, None, peep))
+            else:
+                layers.append((torch.cat([cell.weight_ih, cell.weight_hh], dim=1), bias, peep))
+        return lm_step.NativeLMStep(lib, table, layers, head, head_bias, precision)

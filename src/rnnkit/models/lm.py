@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ENCODERS, make_encoder
-from ..layers.stepping import check_precision, stepper_for
+from ..layers.stepping import check_precision, native_step, stepper_for
 
 
 @dataclass
@@ -113,9 +113,7 @@ class LanguageModel(nn.Module):
         rnn_step = None
         if self.config.cell != "tcn" and not self.training:
             with torch.no_grad():
-                tokens = self.embed.weight if self.embed is not None else torch.eye(
-                    self.config.vocab_size, dtype=self.head.weight.dtype, device=self.head.weight.device)
-                rnn_step = stepper_for(self.rnn, tokens, precision)
+                rnn_step = stepper_for(self.rnn, self._token_inputs(), precision)
         if rnn_step is None:
             if precision != "fp32":
                 why = "is in training mode" if self.training else "has no prepared step"
@@ -134,3 +132,19 @@ class LanguageModel(nn.Module):
             return torch.addmm(bias, out, weight), state
 
         return step
+
+    def native_stepper(self, precision: str = "fp32"):
+        """Batch-1 generation as one compiled call per token: the step, the output layer and the draw of the next
+        id (:class:`rnnkit.kernels.lm_step.NativeLMStep`), for an LSTM stack (peepholes or not) in eval mode on the
+        CPU in float32; None for any other model, or where the C kernel cannot be built. A snapshot of the
+        weights, like ``stepper``."""
+        check_precision("LanguageModel.native_stepper", precision)
+        if self.config.cell == "tcn" or self.training:
+            return None
+        with torch.no_grad():
+            return native_step(self.rnn, self._token_inputs(), self.head.weight, self.head.bias, precision)
+
+    def _token_inputs(self) -> Tensor:
+        """Every token's input vector: (V, E) embedding rows, or (V, V) one-hot rows."""
+        return self.embed.weight if self.embed is not None else torch.eye(
+            self.config.vocab_size, dtype=self.head.weight.dtype, device=self.head.weight.device)

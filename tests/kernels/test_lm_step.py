@@ -1,0 +1,170 @@
+"""The native generation step (csrc/lm_step.c through kernels.lm_step): the same logits, states and draws as the
+torch stepper, in float32, bf16 and int8 weights; generate() uses it and gives the same text; it is absent,
+with a reason, where it cannot run."""
+import ctypes
+
+import pytest
+import torch
+
+from rnnkit.decode.sample import generate, next_token
+from rnnkit.kernels import lm_step, native
+from rnnkit.models.lm import LanguageModel, LMConfig
+
+pytestmark = pytest.mark.skipif(lm_step.library() is None,
+                                reason=f"no native kernels here: {native.unavailable('lm_step')}")
+V = 13
+
+
+def model_of(cell="lstm", embedding=5, layers=2, hidden=24, seed=0):
+    torch.manual_seed(seed)
+    model = LanguageModel(LMConfig(vocab_size=V, cell=cell, hidden=hidden, layers=layers, embedding=embedding)).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # biases and peepholes away from zero, gates away from saturation
+            p.add_(torch.randn_like(p) * 0.2)
+    return model
+
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole"])
+@pytest.mark.parametrize("embedding", [0, 5])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_native_step_equals_the_torch_step(cell, embedding, layers):
+    model = model_of(cell, embedding, layers)
+    native_step = model.native_stepper()
+    assert native_step is not None
+    ids = torch.randint(0, V, (12,), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        full, state = model(ids[None])
+        native_step.load_state(model.rnn.initial_state(1, dtype=torch.float32))
+        for t in range(len(ids)):
+            logits = native_step.step(int(ids[t]))
+            torch.testing.assert_close(logits, full[0, t], rtol=1e-5, atol=1e-5)
+    for (h, c), (h_ref, c_ref) in zip(native_step.state(), state):
+        torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(c, c_ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision, tolerance", [("bf16", 0.05), ("int8", 0.05)])
+def test_low_precision_weights_stay_close_and_are_really_used(precision, tolerance):
+    model = model_of(hidden=64)
+    exact, low = model.native_stepper(), model.native_stepper(precision)
+    start = model.rnn.initial_state(1, dtype=torch.float32)
+    exact.load_state(start)
+    low.load_state(start)
+    for token in [1, 4, 9, 2, 7]:
+        a, b = exact.step(token).clone(), low.step(token)
+        assert (a - b).abs().max() < tolerance * a.abs().max()
+        assert not torch.equal(a, b)  # the rounded weights, not a float32 copy
+
+
+def test_int8_weights_are_per_row_symmetric():
+    w = torch.tensor([[0.5, -1.0, 0.25], [0.0, 0.0, 0.0], [3.0, 1.5, -0.75]])
+    q, scales = lm_step.quantized(w, "int8")
+    assert q.dtype == torch.int8 and q.abs().max() == 127
+    torch.testing.assert_close(scales, torch.tensor([1.0 / 127, 1.0, 3.0 / 127]))
+    assert (q[1] == 0).all()
+    assert ((q.float() * scales[:, None] - w).abs() <= scales[:, None] / 2 + 1e-7).all()
+    bits, none = lm_step.quantized(w, "bf16")
+    assert none is None and bits.dtype == torch.int16
+    torch.testing.assert_close(bits.view(torch.bfloat16).float(), w.bfloat16().float(), rtol=0, atol=0)
+
+
+def test_the_draw_is_next_tokens_inverse_cdf():
+    logits = torch.randn(1, 40, generator=torch.Generator().manual_seed(3)) * 3
+    for temperature in (0.5, 1.0, 2.0):
+        cdf = (logits / temperature).softmax(-1).cumsum(-1)[0]
+        for u in torch.rand(300, generator=torch.Generator().manual_seed(4)).tolist():
+            expected = min(int((cdf <= u * cdf[-1]).sum()), 39)
+            if (cdf - u * cdf[-1]).abs().min() < 1e-6:
+                continue  # within rounding of a boundary: either index is right
+            assert lm_step.draw(logits[0], temperature, u) == expected
+    assert lm_step.draw(logits[0], 0.0, 0.3) == int(logits.argmax())
+    assert lm_step.draw(torch.tensor([1.0, 5.0, 5.0]), 0.0, 0.0) == 1  # the first largest, as torch.argmax
+
+
+def test_a_token_of_probability_zero_is_never_drawn():
+    logits = torch.tensor([0.0, float("-inf"), 0.0, float("-inf")])
+    draws = {lm_step.draw(logits, 1.0, u) for u in torch.linspace(0, 0.999999, 101).tolist()}
+    assert draws == {0, 2}
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_generate_gives_the_torch_paths_text(temperature, precision, monkeypatch):
+    model = model_of(hidden=32)
+    prime = torch.tensor([1, 2, 3])
+    fast = list(generate(model, prime, 120, temperature=temperature, generator=torch.Generator().manual_seed(5),
+                         precision=precision))
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    assert model.native_stepper(precision) is None
+    torch_ops = list(generate(model, prime, 120, temperature=temperature,
+                              generator=torch.Generator().manual_seed(5), precision=precision))
+    assert fast == torch_ops
+
+
+def test_generate_stops_after_eos_and_draws_as_many_uniforms():
+    model = model_of(hidden=32)
+    g_native, g_torch = torch.Generator().manual_seed(6), torch.Generator().manual_seed(6)
+    tokens = list(generate(model, torch.tensor([1]), 200, eos_id=4, generator=g_native))
+    assert tokens[-1] == 4 and 4 not in tokens[:-1]
+    reference = list(generate(model, torch.tensor([1]), 200, eos_id=4, top_p=1.0, generator=g_torch))  # torch ops
+    assert tokens == reference
+    assert torch.equal(g_native.get_state(), g_torch.get_state())  # the generator is left where torch's leaves it
+    assert list(generate(model, torch.tensor([1]), 0)) == []
+
+
+def test_the_first_token_is_drawn_from_the_prime_as_before():
+    model = model_of(hidden=32)
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([[3, 1]]))
+    expected = int(next_token(logits[:, -1], temperature=0.7, generator=torch.Generator().manual_seed(8)))
+    assert list(generate(model, torch.tensor([3, 1]), 1, temperature=0.7,
+                         generator=torch.Generator().manual_seed(8))) == [expected]
+
+
+def test_thread_count_does_not_change_the_numbers():
+    model = model_of(hidden=40)
+    out = []
+    old = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            step = model.native_stepper()
+            step.load_state(model.rnn.initial_state(1, dtype=torch.float32))
+            out.append(torch.stack([step.step(t).clone() for t in (1, 5, 7, 2)]))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("why", ["gru", "tcn", "training", "float64"])
+def test_no_native_step_where_the_kernel_does_not_apply(why):
+    model = model_of("gru" if why == "gru" else "tcn" if why == "tcn" else "lstm")
+    if why == "training":
+        model.train()
+    if why == "float64":
+        model.double()
+    assert model.native_stepper() is None
+    assert len(list(generate(model, torch.tensor([1]), 5))) == 5  # torch's ops generate instead
+
+
+def test_load_state_refuses_a_batch():
+    step = model_of().native_stepper()
+    with pytest.raises(ValueError, match=r"expected a batch-1 state \(1, 24\) per layer, got \(3, 24\)"):
+        step.load_state([(torch.zeros(3, 24), torch.zeros(3, 24))] * 2)
+    with pytest.raises(ValueError, match="expected a state of 2 layers, got 1"):
+        step.load_state([(torch.zeros(1, 24), torch.zeros(1, 24))])
+
+
+def test_build_is_cached_per_machine_and_reports_a_missing_compiler(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    lib, why = native._build("lm_step")
+    assert why is None and isinstance(lib, ctypes.CDLL)
+    built = list(tmp_path.glob("lm_step-*.so"))
+    assert len(built) == 1 and not list(tmp_path.glob("*.so.*")) and not list(tmp_path.glob("tmp*"))
+    native._build("lm_step")
+    assert list(tmp_path.glob("lm_step-*.so")) == built  # found, not built again
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    lib, why = native._build("lm_step")
+    assert lib is None and "does not run" in why
+    monkeypatch.setenv("RNNKIT_NATIVE", "off")
+    assert native.library("lm_step") is None and native.unavailable("lm_step") == "turned off by RNNKIT_NATIVE"
