@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import workspace
+from . import lstm_steps, workspace
 from .lstm import cell_backward
 from .packed import StepProduct
 from .pointwise import accumulator_like, by_step, tanh_
@@ -39,6 +39,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xp, h0, c0, w_hh, g_x, b_x, g_h, b_h, g_c, b_c, eps, keep, rmask):
+        ctx.eps = eps
         T, B, G = xp.shape
         H = G // 4
         acts = workspace.empty_like(xp)  # gates after their nonlinearities
@@ -53,6 +54,22 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         i_, f_, g_, o_ = by_step(acts, 4)
         acts_, rs_ = acts.unbind(0), rs.unbind(0)
         hs_, cs_, tanh_c_ = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+        if lstm_steps.applies(xp, g_x, b_x, g_h, b_h, g_c, b_c):  # each step's pointwise work in one compiled call
+            stats = [xp.new_empty(T, B, 1) for _ in range(4)]  # mean and 1/std of W_h h_{t-1}, then of c_t
+            steps = lstm_steps.Steps(B, H, eps, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c, rs=rs,
+                                     keep=None if keep is None else keep.reshape(T, B).contiguous(),
+                                     **_norms(g_h, b_h, g_c, b_c), **dict(zip(_STATS, stats)), scratch=xp.new_empty(B, G))
+            for t in range(T):
+                if t % K == 0:
+                    x_hat, *chunk_stats = torch.native_layer_norm(xp[t:t + K], (G,), g_x, b_x, eps)
+                    x_hat_ = x_hat.unbind(0)
+                    x_stats.append(chunk_stats)
+                steps.set("x_hat", x_hat_[t % K])
+                u.mm(hs_[t] if hrs is None else torch.mul(hs_[t], rmask, out=hrs[t]), out=rs_[t])
+                steps.ln_lstm_forward(t)
+            ctx.K, ctx.x_stats, ctx.r_stats, ctx.c_stats = K, x_stats, stats[:2], stats[2:]
+            ctx.save_for_backward(xp, acts, rs, hs, cs, tanh_c, hrs, w_hh, g_x, b_x, g_h, b_h, g_c, b_c, keep, rmask)
+            return hs[1:], hs[T], cs[T]
         for t in range(T):
             if t % K == 0:  # LN(xp) of the next K steps at once: it needs no state
                 x_hat, *stats = torch.native_layer_norm(xp[t:t + K], (G,), g_x, b_x, eps)
@@ -90,6 +107,24 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         d_norms = [accumulator_like(p) for p in norms]
         input_only = [True, False, False]
         u_t = StepProduct(w_hh.t(), B)
+        if lstm_steps.applies(acts, d_out, g_h, g_c):  # each step's pointwise work in one compiled call
+            hold = None if keep is None else torch.empty_like(dc)  # δh of the rows that ended, for the held state
+            steps = lstm_steps.Steps(B, H, ctx.eps, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c, rs=rs,
+                                     keep=None if keep is None else keep.reshape(T, B).contiguous(),
+                                     d_out=d_out.contiguous(), dh_rec=dh_rec, dc=dc, d_acts=d_acts, hold_h=hold,
+                                     d_ln_c=d_ln_c, d_rs=d_rs, **_norms(g_h, b_h, g_c, b_c),
+                                     **dict(zip(_STATS, (mean_r, rstd_r, mean_c, rstd_c))), scratch=acts.new_empty(B, G))
+            d_rs_ = d_rs.unbind(0)
+            for t in range(T - 1, -1, -1):
+                steps.ln_lstm_backward(t)
+                u_t.mm(d_rs_[t], out=dh_rec)
+                if rmask is not None:
+                    dh_rec.mul_(rmask)
+                if hold is not None:
+                    dh_rec.add_(hold)
+                if t % K == 0:
+                    _chunk_backward(ctx, t, d_norms, d_xp, d_acts, d_ln_c, xp, rs, cs, norms)
+            return _gradients(d_xp, dh_rec, dc, d_rs, hs, hrs, d_norms, norms)
         i_, f_, g_, o_ = by_step(acts, 4)
         da_i_, da_f_, da_g_, da_o_ = by_step(d_acts, 4)
         d_out_, d_acts_, d_rs_, d_ln_c_ = d_out.unbind(0), d_acts.unbind(0), d_rs.unbind(0), d_ln_c.unbind(0)
@@ -115,9 +150,24 @@ class LayerNormLSTMSequence(torch.autograd.Function):
                 dc.add_(hold_c)
             if t % K == 0:  # the chunk t..t+K-1 is done: its γ, β gradients and LN(xp)'s backward at once
                 _chunk_backward(ctx, t, d_norms, d_xp, d_acts, d_ln_c, xp, rs, cs, norms)
-        h_prev = hs[:-1] if hrs is None else hrs
-        d_w = d_rs.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
-        return d_xp, dh_rec, dc, d_w, *(d.to(p.dtype) for d, p in zip(d_norms, norms)), None, None, None
+        return _gradients(d_xp, dh_rec, dc, d_rs, hs, hrs, d_norms, norms)
+
+
+_STATS = ("mean_r", "rstd_r", "mean_c", "rstd_c")
+
+
+def _norms(g_h, b_h, g_c, b_c) -> dict:
+    """The recurrent normalisations' γ, β as the compiled steps read them."""
+    return {name: p.detach().contiguous() for name, p in zip(("gamma_h", "beta_h", "gamma_c", "beta_c"),
+                                                              (g_h, b_h, g_c, b_c))}
+
+
+def _gradients(d_xp, dh_rec, dc, d_rs, hs, hrs, d_norms, norms):
+    """backward's return: ∂L/∂W_h as one GEMM over all (T·B) rows, and the γ, β sums in their own dtypes."""
+    T, B, G = d_rs.shape
+    h_prev = hs[:-1] if hrs is None else hrs
+    d_w = d_rs.reshape(T * B, G).t() @ h_prev.reshape(T * B, G // 4)
+    return d_xp, dh_rec, dc, d_w, *(d.to(p.dtype) for d, p in zip(d_norms, norms)), None, None, None
 
 
 def _chunk_backward(ctx, t, d_norms, d_xp, d_acts, d_ln_c, xp, rs, cs, norms):

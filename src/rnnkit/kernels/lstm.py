@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import workspace
+from . import lstm_steps, workspace
 from .packed import StepProduct
 from .pointwise import accumulator_like, by_step, tanh_
 
@@ -72,6 +72,16 @@ class LSTMSequence(torch.autograd.Function):
         i_, f_, g_, o_ = by_step(acts, 4)
         xp_, acts_, sig_ = xp.unbind(0), acts.unbind(0), acts[..., :sig].unbind(0)
         hs_, cs_, tanh_c_ = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+        if lstm_steps.applies(xp, peep):  # each step's pointwise work in one compiled call
+            steps = lstm_steps.Steps(B, H, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c,
+                                     peep=None if peep is None else peep.detach().contiguous(),
+                                     keep=None if keep is None else keep.reshape(T, B).contiguous())
+            for t in range(T):
+                h = hs_[t] if hrs is None else torch.mul(hs_[t], rmask, out=hrs[t])
+                u.addmm(xp_[t], h, out=acts_[t])
+                steps.lstm_forward(t)
+            ctx.save_for_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs)
+            return hs[1:], hs[T], cs[T]
         if peep is not None:
             if_ = acts.unflatten(2, (4, H))[:, :, :2].unbind(0)  # i and f of each step, (B, 2, H)
             c_col_ = cs.unsqueeze(2).unbind(0)  # c of each step, (B, 1, H)
@@ -103,6 +113,9 @@ class LSTMSequence(torch.autograd.Function):
         dh, dh_rec, dc = torch.empty_like(d_hT), d_hT.clone(), d_cT.clone()
         k, one = torch.empty_like(dh), dh.new_ones(())
         u_t = StepProduct(w_hh.t(), B)
+        if lstm_steps.applies(acts, d_out, peep):
+            return _compiled_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs, d_acts, d_out, dh_rec, dc,
+                                      u_t)
         i_, f_, g_, o_ = by_step(acts, 4)
         da_i_, da_f_, da_g_, da_o_ = by_step(d_acts, 4)
         d_out_, d_acts_, cs_, tanh_c_ = d_out.unbind(0), d_acts.unbind(0), cs.unbind(0), tanh_c.unbind(0)
@@ -137,6 +150,31 @@ class LSTMSequence(torch.autograd.Function):
         d_w = d_acts.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
         d_peep = None if peep is None else torch.cat([d_peep_if.sum(0), d_peep_o.sum(0, keepdim=True)]).to(peep.dtype)
         return d_acts, dh_rec, dc, d_w, d_peep, None, None
+
+
+def _compiled_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs, d_acts, d_out, dh_rec, dc, u_t):
+    """LSTMSequence's backward pass with each step's pointwise work in one compiled call
+    (:mod:`rnnkit.kernels.lstm_steps`); the same equations as the loop in ``backward``."""
+    T, B, G = acts.shape
+    H = G // 4
+    hold = None if keep is None else torch.empty_like(dc)  # δh of the rows that ended, for the held state
+    d_peep = None if peep is None else torch.zeros(B, 3 * H)
+    steps = lstm_steps.Steps(B, H, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c,
+                             peep=None if peep is None else peep.detach().contiguous(),
+                             keep=None if keep is None else keep.reshape(T, B).contiguous(), d_out=d_out.contiguous(),
+                             dh_rec=dh_rec, dc=dc, d_acts=d_acts, hold_h=hold, d_peep=d_peep,
+                             scratch=torch.empty(B, G))
+    d_acts_ = d_acts.unbind(0)
+    for t in range(T - 1, -1, -1):
+        steps.lstm_backward(t)
+        u_t.mm(d_acts_[t], out=dh_rec)
+        if rmask is not None:
+            dh_rec.mul_(rmask)
+        if hold is not None:
+            dh_rec.add_(hold)
+    h_prev = hs[:-1] if hrs is None else hrs
+    d_w = d_acts.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
+    return d_acts, dh_rec, dc, d_w, None if peep is None else d_peep.sum(0).view(3, H), None, None
 
 
 def lstm_sequence(xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, peep: Tensor | None = None,
