@@ -163,6 +163,11 @@ def test_build_is_cached_per_machine_and_reports_a_missing_compiler(tmp_path, mo
     assert len(built) == 1 and not list(tmp_path.glob("*.so.*")) and not list(tmp_path.glob("tmp*"))
     native._build("lm_step")
     assert list(tmp_path.glob("lm_step-*.so")) == built  # found, not built again
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("RNNKIT_CACHE", str(blocked / "cache"))  # a cache that cannot be made: an answer, not a crash
+    lib, why = native._build("lm_step")
+    assert lib is None and why.startswith("the C kernels did not build") and "a-file" in why
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     lib, why = native._build("lm_step")
     assert lib is None and "does not run" in why

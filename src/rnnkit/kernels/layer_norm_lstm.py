@@ -58,7 +58,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             stats = [xp.new_empty(T, B, 1) for _ in range(4)]  # mean and 1/std of W_h h_{t-1}, then of c_t
             steps = lstm_steps.Steps(B, H, eps, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c, rs=rs,
                                      keep=None if keep is None else keep.reshape(T, B).contiguous(),
-                                     **_norms(g_h, b_h, g_c, b_c), **dict(zip(_STATS, stats)), scratch=xp.new_empty(B, G))
+                                     **_norms(g_h, b_h, g_c, b_c), **dict(zip(_STATS, stats)),
+                                     scratch=xp.new_empty(B, G))
             for t in range(T):
                 if t % K == 0:
                     x_hat, *chunk_stats = torch.native_layer_norm(xp[t:t + K], (G,), g_x, b_x, eps)
@@ -113,17 +114,14 @@ class LayerNormLSTMSequence(torch.autograd.Function):
                                      keep=None if keep is None else keep.reshape(T, B).contiguous(),
                                      d_out=d_out.contiguous(), dh_rec=dh_rec, dc=dc, d_acts=d_acts, hold_h=hold,
                                      d_ln_c=d_ln_c, d_rs=d_rs, **_norms(g_h, b_h, g_c, b_c),
-                                     **dict(zip(_STATS, (mean_r, rstd_r, mean_c, rstd_c))), scratch=acts.new_empty(B, G))
-            d_rs_ = d_rs.unbind(0)
-            for t in range(T - 1, -1, -1):
-                steps.ln_lstm_backward(t)
-                u_t.mm(d_rs_[t], out=dh_rec)
-                if rmask is not None:
-                    dh_rec.mul_(rmask)
-                if hold is not None:
-                    dh_rec.add_(hold)
+                                     **dict(zip(_STATS, (mean_r, rstd_r, mean_c, rstd_c))),
+                                     scratch=acts.new_empty(B, G))
+
+            def chunk_done(t):
                 if t % K == 0:
                     _chunk_backward(ctx, t, d_norms, d_xp, d_acts, d_ln_c, xp, rs, cs, norms)
+
+            lstm_steps.backward_loop(steps.ln_lstm_backward, u_t, d_rs.unbind(0), dh_rec, rmask, hold, chunk_done)
             return _gradients(d_xp, dh_rec, dc, d_rs, hs, hrs, d_norms, norms)
         i_, f_, g_, o_ = by_step(acts, 4)
         da_i_, da_f_, da_g_, da_o_ = by_step(d_acts, 4)

@@ -164,14 +164,7 @@ def _compiled_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs, d_act
                              keep=None if keep is None else keep.reshape(T, B).contiguous(), d_out=d_out.contiguous(),
                              dh_rec=dh_rec, dc=dc, d_acts=d_acts, hold_h=hold, d_peep=d_peep,
                              scratch=torch.empty(B, G))
-    d_acts_ = d_acts.unbind(0)
-    for t in range(T - 1, -1, -1):
-        steps.lstm_backward(t)
-        u_t.mm(d_acts_[t], out=dh_rec)
-        if rmask is not None:
-            dh_rec.mul_(rmask)
-        if hold is not None:
-            dh_rec.add_(hold)
+    lstm_steps.backward_loop(steps.lstm_backward, u_t, d_acts.unbind(0), dh_rec, rmask, hold)
     h_prev = hs[:-1] if hrs is None else hrs
     d_w = d_acts.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
     return d_acts, dh_rec, dc, d_w, None if peep is None else d_peep.sum(0).view(3, H), None, None

@@ -76,3 +76,20 @@ class Steps:
 
     def ln_lstm_backward(self, t: int) -> None:
         self.lib.rk_ln_lstm_backward(self.address, t)
+
+
+def backward_loop(step, product, d_rows: tuple[Tensor, ...], dh_rec: Tensor, rmask: Tensor | None,
+                  hold: Tensor | None, after=None) -> None:
+    """The backward pass over the steps t = T-1..0, shared by the LSTM kernels: ``step(t)`` (a compiled
+    backward step, which reads dh_rec), then dh_rec = d_rows[t] W_h (``product.mm``), times the recurrent
+    dropout mask, plus the δh of rows that ended (``hold``); ``after(t)`` once step t is done."""
+    for t in range(len(d_rows) - 1, -1, -1):
+        step(t)
+        product.mm(d_rows[t], out=dh_rec)
+        if rmask is not None:
+            dh_rec.mul_(rmask)
+        if hold is not None:
+            dh_rec.add_(hold)
+        if after is not None:
+            after(t)
+

@@ -67,27 +67,32 @@ def _build(name: str) -> tuple[ctypes.CDLL | None, str | None]:
         key = hashlib.sha256("\0".join([source.read_text(), cc, version, *flags, _cpu_flags()]).encode())
         target = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-            os.close(fd)
             try:
-                done = subprocess.run([cc, *flags, str(source), "-o", tmp, "-lm"], capture_output=True, text=True,
-                                      timeout=120)
-                if done.returncode != 0:
-                    errors.append(f"{cc} {' '.join(flags)}: {done.stderr.strip()[-500:]}")
-                    continue
-                os.replace(tmp, target)
+                _compile(cc, flags, source, target)
             except (OSError, subprocess.SubprocessError) as e:
-                errors.append(f"{cc}: {e}")
+                errors.append(f"{cc} {' '.join(flags)}: {e}")
                 continue
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
         try:
             return ctypes.CDLL(str(target)), None
         except OSError as e:
             errors.append(f"loading {target}: {e}")
     return None, "the C kernels did not build: " + " | ".join(errors)
+
+
+def _compile(cc: str, flags: list[str], source: Path, target: Path) -> None:
+    """cc flags source -o target, through a temporary file renamed into place (never half a library)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run([cc, *flags, str(source), "-o", tmp, "-lm"], capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0:
+            raise OSError(done.stderr.strip()[-500:])
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 @functools.cache
