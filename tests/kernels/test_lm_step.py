@@ -173,3 +173,15 @@ def test_build_is_cached_per_machine_and_reports_a_missing_compiler(tmp_path, mo
     assert lib is None and "does not run" in why
     monkeypatch.setenv("RNNKIT_NATIVE", "off")
     assert native.library("lm_step") is None and native.unavailable("lm_step") == "turned off by RNNKIT_NATIVE"
+
+
+def test_a_token_outside_the_vocabulary_is_refused_before_the_kernel_reads_it():
+    step = model_of().native_stepper()
+    step.load_state(model_of().rnn.initial_state(1))
+    with pytest.raises(ValueError, match=r"expected a token in \[0, 13\), got 13"):
+        step.step(13)
+    with pytest.raises(ValueError, match=r"got -1, 1.0, 0.5"):
+        step.sample(-1, 1.0, 0.5)
+    with pytest.raises(ValueError, match=r"got 2, -0.5, 0.5"):
+        step.sample(2, -0.5, 0.5)
+

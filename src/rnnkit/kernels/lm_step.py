@@ -116,10 +116,15 @@ class NativeLMStep:
 
     def sample(self, token: int, temperature: float, u: float) -> int:
         """Step from ``token`` and draw the next id (``temperature`` 0: the largest logit, u unused)."""
+        if not (0 <= token < self.vocab and temperature >= 0 and 0 <= u < 1):  # the C side reads table[token]
+            raise ValueError(f"NativeLMStep.sample: expected a token in [0, {self.vocab}), temperature >= 0 and "
+                             f"u in [0, 1), got {token}, {temperature}, {u}")
         return self.lib.rk_lm_sample(self._address, token, temperature, u)
 
     def step(self, token: int) -> Tensor:
         """Step from ``token``; the logits (V,), a view the next call overwrites."""
+        if not 0 <= token < self.vocab:
+            raise ValueError(f"NativeLMStep.step: expected a token in [0, {self.vocab}), got {token}")
         self.lib.rk_lm_step(self._address, token)
         return self.logits
 
