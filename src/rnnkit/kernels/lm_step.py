@@ -14,8 +14,8 @@ generator (so the same seed gives the same text as the torch path, but for a dra
 rounding of a boundary). Shapes: the table T (V, 4H), layer weights (4H, H) for layer 1 and (4H, 2H)
 above it, the state (H,) per layer, batch 1.
 
-Precisions of the recurrent weights: float32; bf16 (rounded to nearest even, products summed in float32
-against the float32 state); int8, one scale per row (w ≈ s_n q_n, s_n = max|w_n| / 127), the state kept
+Precisions of the recurrent weights: float32; bf16 (rounded to nearest even, products summed in float32; on
+CPUs with AVX-512 BF16 against the layer input rounded to bf16 too, as torch's bf16 product does); int8, one scale per row (w ≈ s_n q_n, s_n = max|w_n| / 127), the state kept
 in float32, so each gate is off by at most sum_k |x_k| s_n / 2, the weight half of
 :class:`rnnkit.kernels.packed.Int8Product`'s bound, which also rounds the input. The table and the output
 layer stay float32.
@@ -90,7 +90,7 @@ class NativeLMStep:
         self.c = [torch.zeros(H) for _ in layers]
         self.table, self.head = table.detach().float().contiguous(), head.detach().float().contiguous()
         self.head_bias = head_bias.detach().float().contiguous()
-        self.logits, cdf, scratch = torch.zeros(V), torch.zeros(V), torch.zeros(2 * H)
+        self.logits, cdf, scratch = torch.zeros(V), torch.zeros(V), torch.zeros(3 * H)
         arrays = [_pointers(ts) for ts in (weights, scales, f32, peeps, self.h, self.c)]
         self._keep = (weights, scales, f32, peeps, cdf, scratch, arrays)  # the C side holds their addresses
         self.struct = _Struct(len(layers), H, V, PRECISION_CODES[precision], torch.get_num_threads(),

@@ -22,9 +22,9 @@ stay float32. Shapes: ids or x_t (B,) / (B, F) -> y_t (B, H);
 the state is ``RNN.step``'s list of per-layer states, so the two are interchangeable.
 
 For an LSTM language model at batch 1, :func:`native_step` goes further: the same arithmetic, the output layer
-and the draw of the next token as one compiled call (:mod:`rnnkit.kernels.lm_step`), 49 µs per character at
-1x512 and 144 at 2x512 against 152 and 346 here (``bench_charlm.py latency``, 2 threads); ``generate`` uses it
-where it applies.
+and the draw of the next token as one compiled call (:mod:`rnnkit.kernels.lm_step`), 53 µs per character at
+1x512 and 154 at 2x512 in float32 against 161 and 469 here (``bench_charlm.py latency``, 2 threads, one run);
+``generate`` uses it where it applies.
 
 A stepper is a snapshot: it copies the weights when it is made, for inference (no autograd, no dropout).
 Make a new one after changing the weights. Cells without a pointwise ``update`` (GRU, minimal GRU) have no

@@ -13,7 +13,8 @@
  *                 the first index whose cumulative sum exceeds u * sum(p), u in [0, 1) from the caller.
  *
  * Weights are row-major as torch keeps them: float32, bf16 (the top half of a float32: products summed in
- * float32), or int8 with one scale per row (w_n = s_n q_n). The work of a layer is split by hidden unit:
+ * float32; with AVX-512 BF16, against the layer input rounded to bf16, as torch's bf16 product does), or int8
+ * with one scale per row (w_n = s_n q_n). The work of a layer is split by hidden unit:
  * a thread computes the four gate rows of its units and updates those units' c and h, so a layer needs one
  * barrier; its input [x, h_{t-1}] is copied once before the split, so no thread reads a state another
  * thread is writing.
@@ -33,7 +34,7 @@ typedef struct {
     const float *const *peepholes;  /* per layer (3, H) or NULL */
     float *const *h;           /* per layer (H): the state, read and written */
     float *const *c;           /* per layer (H) */
-    float *input;              /* scratch (2H): the layer's [x, h_{t-1}] */
+    float *input;              /* scratch (3H): the layer's [x, h_{t-1}], then (bf16) the same rounded to bf16 */
     const float *head_weight;  /* (V, H) */
     const float *head_bias;    /* (V) */
     float *logits;             /* (V), written */
@@ -49,6 +50,37 @@ static inline float from_bf16(uint16_t b) {
     return f;
 }
 
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+
+/* four_rows for bf16 weights on CPUs with AVX-512 BF16: against the layer input rounded to bf16 (m->input + 2H,
+ * written once per layer), 32 products a dot-product instruction, summed in float32 */
+static void bf16_rows(const lm_step_t *m, int layer, int j, int K, float out[4]) {
+    int H = m->hidden;
+    const uint16_t *x = (const uint16_t *)(m->input + 2 * H);
+    const uint16_t *w = (const uint16_t *)m->weights[layer] + (size_t)j * K;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        __m512bh xv = (__m512bh)_mm512_loadu_si512(x + k);
+        for (int g = 0; g < 4; g++)
+            acc[g] = _mm512_dpbf16_ps(acc[g], (__m512bh)_mm512_loadu_si512(w + (size_t)g * H * K + k), xv);
+    }
+    for (int g = 0; g < 4; g++) {
+        float s = _mm512_reduce_add_ps(acc[g]);
+        for (int kk = k; kk < K; kk++) s += from_bf16(w[(size_t)g * H * K + kk]) * from_bf16(x[kk]);
+        out[g] = s;
+    }
+}
+#endif
+
+/* float32 -> bf16, rounded to nearest even */
+static inline uint16_t to_bf16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
 /* out[r] = row r of w (in K) . x, for the four rows j, j + H, j + 2H, j + 3H (one gate each) */
 static void four_rows(const lm_step_t *m, int layer, int j, int K, const float *restrict x, float out[4]) {
     int H = m->hidden;
@@ -61,6 +93,10 @@ static void four_rows(const lm_step_t *m, int layer, int j, int K, const float *
             s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k];
         }
     } else if (m->precision == BF16) {
+#ifdef __AVX512BF16__
+        bf16_rows(m, layer, j, K, out);
+        return;
+#endif
         const uint16_t *w = (const uint16_t *)m->weights[layer];
         const uint16_t *restrict w0 = w + (size_t)j * K, *restrict w1 = w0 + (size_t)H * K;
         const uint16_t *restrict w2 = w1 + (size_t)H * K, *restrict w3 = w2 + (size_t)H * K;
@@ -114,6 +150,10 @@ static void step(const lm_step_t *m, int64_t token) {
                 } else {
                     memcpy(m->input, m->h[layer - 1], (size_t)H * sizeof(float));
                     memcpy(m->input + H, m->h[layer], (size_t)H * sizeof(float));
+                }
+                if (m->precision == BF16) {  /* the input rounded once, for bf16_rows */
+                    uint16_t *rounded = (uint16_t *)(m->input + 2 * H);
+                    for (int k = 0; k < (layer == 0 ? H : 2 * H); k++) rounded[k] = to_bf16(m->input[k]);
                 }
             }  /* a barrier: every thread sees the copy */
             #pragma omp for schedule(static)
