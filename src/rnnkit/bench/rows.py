@@ -35,6 +35,8 @@ import torch
 from torch import nn
 
 from .. import reference
+from ..cells import LayerNormLSTMCell, LSTMCell
+from ..kernels import lstm_steps
 from ..layers import KINDS, RNN, make_cell
 from .flops import train_flops
 from .timing import train_step
@@ -115,8 +117,8 @@ class CellLoop(nn.Module):
 
 def rk_path(rnn: RNN) -> str:
     """Which path rnnkit's RNN takes in training: torch's kernel, the cell's whole-sequence path
-    (``cell.sequence``, when it accepts a plain float input: it returns None where it does not apply), or the
-    explicit step loop."""
+    (``cell.sequence``, when it accepts a plain float input: it returns None where it does not apply; "compiled
+    steps" where its pointwise work runs in :mod:`rnnkit.kernels.lstm_steps`), or the explicit step loop."""
     if rnn.uses_kernel():
         return f"torch kernel ({rnn.kernel})"
     cell = rnn.cells[0]
@@ -129,7 +131,8 @@ def rk_path(rnn: RNN) -> str:
         except Exception:  # noqa: BLE001 - a label only; the timing shows what it costs
             applies = False
         if applies:
-            return "cell.sequence"
+            compiled = isinstance(cell, (LSTMCell, LayerNormLSTMCell)) and lstm_steps.applies(w)
+            return "cell.sequence, compiled steps" if compiled else "cell.sequence"
     return "step loop"
 
 
