@@ -66,12 +66,12 @@ def shakespeare_ids():
 
 
 class HandLSTM(nn.Module):
-    """What a user writes with plain torch: embedding, nn.LSTM, linear."""
+    """What a user writes with plain torch: embedding, nn.LSTM (or nn.GRU, nn.RNN: ``module``), linear."""
 
-    def __init__(self, vocab, embedding, hidden, layers):
+    def __init__(self, vocab, embedding, hidden, layers, module=nn.LSTM):
         super().__init__()
         self.embed = nn.Embedding(vocab, embedding)
-        self.rnn = nn.LSTM(embedding, hidden, layers, batch_first=True)
+        self.rnn = module(embedding, hidden, layers, batch_first=True)
         self.head = nn.Linear(hidden, vocab)
 
     def forward(self, x, state=None):
@@ -186,9 +186,11 @@ def latency(args) -> str:
         text = torch.as_tensor(vocab.encode(list(valid[:args.loss_chars])))
     else:
         V, H, L, E = 65, args.hidden, args.layers, args.embedding
-        model = LanguageModel(LMConfig(vocab_size=V, hidden=H, layers=L, embedding=E))
+        model = LanguageModel(LMConfig(vocab_size=V, cell=args.cell, hidden=H, layers=L, embedding=E))
     model.eval()
-    hand = HandLSTM(V, E, H, L).eval()
+    cell = model.config.cell
+    module = {"gru": nn.GRU, "gru-cho": nn.GRU, "rnn": nn.RNN}.get(cell, nn.LSTM)
+    hand = HandLSTM(V, E, H, L, module).eval()
     prime = torch.tensor([1, 2, 3])
     n = args.chars
     native_ok = model.native_stepper() is not None
@@ -214,7 +216,8 @@ def latency(args) -> str:
         return (time.perf_counter() - t) / n
 
     precisions = ["fp32", "bf16"] + (["int8"] if "fbgemm" in torch.backends.quantized.supported_engines else [])
-    kinds = [(k, path) for path in paths for k in precisions]
+    torch_precisions = precisions if cell in ("lstm", "peephole", "rnn") else ["fp32"]  # GRUs: no prepared step
+    kinds = [(k, path) for path in paths for k in (precisions if path == "native" else torch_precisions)]
     runs = {k: [] for k in (*kinds, "hand")}
     for k in kinds:
         ours(*k)  # warm-up
@@ -225,21 +228,23 @@ def latency(args) -> str:
         runs["hand"].append(per_call())
     us = {k: statistics.median(v) * 1e6 for k, v in runs.items()}
     targets = {(1, 512): [("issue 9", 100)], (2, 512): [("issue 9", 200), ("issue 4", 500)]}.get((L, H), [])
+    targets = targets if cell == "lstm" else []  # the issues' targets are for LSTMs
 
     def mark(v):
         return "; ".join(f"≤ {t} ({who}) {'✓' if v <= t else '✗'}" for who, t in targets) or "—"
 
     described = {"native": "one compiled call a token (`native_stepper`, the default)",
-                 "torch ops": "torch's ops (`stepper`, `RNNKIT_NATIVE=0`)"}
+                 "torch ops": "torch's ops (`RNNKIT_NATIVE=0`)"}
     return "\n".join([
-        header(f"batch-1 generation latency: {L}x{H} LSTM, {n} characters, median of {args.rounds}"
+        header(f"batch-1 generation latency: {L}x{H} {cell}, {n} characters, median of {args.rounds}"
                + ("" if native_ok else f"; no native kernel: {native.unavailable('lm_step')}")),
         "| generator | weights | µs per character | target |", "|---|---|---:|---|",
-        f"| nn.LSTM called once per character (plain torch) | fp32 | {us['hand']:,.0f} | — |",
+        f"| nn.{module.__name__} called once per character (plain torch) | fp32 | {us['hand']:,.0f} | — |",
         *(f"| rnnkit `generate`, {described[path]} | {k} | {us[k, path]:,.0f} | {mark(us[k, path])} |"
           for k, path in kinds),
         *(["", f"loss of each path's steps over the first {len(text):,} validation characters, {args.run}:"]
-          + [f"- {path}: " + ", ".join(f"{k} {stepped_loss(model, text, k, path):.4f}" for k in precisions)
+          + [f"- {path}: " + ", ".join(f"{k} {stepped_loss(model, text, k, path):.4f}"
+                                       for k in (precisions if path == "native" else torch_precisions))
              + " nats/char" for path in paths] if args.run else []),
     ])
 
@@ -334,6 +339,8 @@ def ptb(args) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", choices=["speed", "latency", "quality", "ptb"])
+    parser.add_argument("--cell", default="lstm", choices=["lstm", "peephole", "gru", "gru-cho", "rnn"],
+                        help="latency: the language model's cell")
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--embedding", type=int, default=64)

@@ -142,8 +142,13 @@ def tiny_lm(seed=0):
     return LanguageModel(LMConfig(vocab_size=20, cell="gru", hidden=16, layers=2, embedding=8, dropout=0.3))
 
 
-def test_generate_uses_step_on_a_real_model(monkeypatch):
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_generate_uses_step_on_a_real_model(native, monkeypatch):
+    """The prime is read by one forward call, then one step a token: model.step through torch's ops, or, where
+    the compiled step applies (a GRU does), none of model.step at all."""
+    monkeypatch.setenv("RNNKIT_NATIVE", native)
     model = tiny_lm()
+    compiled = model.eval().native_stepper() is not None
     calls = {"forward": 0, "step": 0}
     real_forward, real_step = model.forward, model.step
 
@@ -159,7 +164,7 @@ def test_generate_uses_step_on_a_real_model(monkeypatch):
     monkeypatch.setattr(model, "step", step)
     out = list(generate(model, torch.tensor([1, 2, 3, 4, 5]), 30, generator=gen()))
     assert len(out) == 30 and all(0 <= t < 20 for t in out)
-    assert calls["forward"] == 1 and 29 <= calls["step"] <= 30
+    assert calls["forward"] == 1 and (calls["step"] == 0 if compiled else 29 <= calls["step"] <= 30)
 
 
 def test_generate_matches_forward_greedy_and_restores_training_mode():

@@ -8,6 +8,7 @@ import torch
 
 from rnnkit.decode.sample import generate, next_token
 from rnnkit.kernels import lm_step, native
+from rnnkit.layers import RNN
 from rnnkit.models.lm import LanguageModel, LMConfig
 
 pytestmark = pytest.mark.skipif(lm_step.library() is None,
@@ -24,11 +25,31 @@ def model_of(cell="lstm", embedding=5, layers=2, hidden=24, seed=0):
     return model
 
 
-@pytest.mark.parametrize("cell", ["lstm", "peephole"])
+def with_activation(model, activation):
+    """The model with its Elman stack rebuilt around another φ (LMConfig has no activation)."""
+    c = model.config
+    torch.manual_seed(1)
+    model.rnn = RNN("rnn", c.embedding or c.vocab_size, c.hidden, c.layers, activation=activation).eval()
+    with torch.no_grad():
+        for p in model.rnn.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model
+
+
+NATIVE = ["lstm", "peephole", "gru", "gru-cho", "rnn", "rnn-relu", "rnn-sigmoid", "rnn-identity"]
+
+
+def native_model(cell, embedding=5, layers=2, hidden=24):
+    if cell.startswith("rnn-"):
+        return with_activation(model_of("rnn", embedding, layers, hidden), cell[4:])
+    return model_of(cell, embedding, layers, hidden)
+
+
+@pytest.mark.parametrize("cell", NATIVE)
 @pytest.mark.parametrize("embedding", [0, 5])
 @pytest.mark.parametrize("layers", [1, 3])
 def test_native_step_equals_the_torch_step(cell, embedding, layers):
-    model = model_of(cell, embedding, layers)
+    model = native_model(cell, embedding, layers)
     native_step = model.native_stepper()
     assert native_step is not None
     ids = torch.randint(0, V, (12,), generator=torch.Generator().manual_seed(2))
@@ -37,15 +58,16 @@ def test_native_step_equals_the_torch_step(cell, embedding, layers):
         native_step.load_state(model.rnn.initial_state(1, dtype=torch.float32))
         for t in range(len(ids)):
             logits = native_step.step(int(ids[t]))
-            torch.testing.assert_close(logits, full[0, t], rtol=1e-5, atol=1e-5)
-    for (h, c), (h_ref, c_ref) in zip(native_step.state(), state):
-        torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(c, c_ref, rtol=1e-5, atol=1e-6)
+            assert (logits - full[0, t]).norm() <= 1e-5 * full[0, t].norm()  # float32's rounding, no more
+    for ours, ref in zip(native_step.state(), state):  # (h, c) for an LSTM, h for the others
+        for a, b in zip(ours if isinstance(ours, tuple) else [ours], ref if isinstance(ref, tuple) else [ref]):
+            assert (a - b).norm() <= 1e-5 * b.norm()
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "gru-cho", "rnn"])
 @pytest.mark.parametrize("precision, tolerance", [("bf16", 0.05), ("int8", 0.05)])
-def test_low_precision_weights_stay_close_and_are_really_used(precision, tolerance):
-    model = model_of(hidden=64)
+def test_low_precision_weights_stay_close_and_are_really_used(cell, precision, tolerance):
+    model = model_of(cell, hidden=64, layers=3)
     exact, low = model.native_stepper(), model.native_stepper(precision)
     start = model.rnn.initial_state(1, dtype=torch.float32)
     exact.load_state(start)
@@ -87,10 +109,15 @@ def test_a_token_of_probability_zero_is_never_drawn():
     assert draws == {0, 2}
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "gru-cho", "rnn"])
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
-@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
-def test_generate_gives_the_torch_paths_text(temperature, precision, monkeypatch):
-    model = model_of(hidden=32)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_generate_gives_the_torch_paths_text(cell, temperature, precision, monkeypatch):
+    """The same text as torch's ops from the same seed. (int8 is not compared: torch's int8 product also rounds
+    the input, so the two are close, not equal; the closeness test above covers it.)"""
+    model = model_of(cell, hidden=32)
+    if precision == "bf16" and cell.startswith("gru"):
+        pytest.skip("torch's stepper has no bf16 GRU to compare with")
     prime = torch.tensor([1, 2, 3])
     fast = list(generate(model, prime, 120, temperature=temperature, generator=torch.Generator().manual_seed(5),
                          precision=precision))
@@ -121,8 +148,9 @@ def test_the_first_token_is_drawn_from_the_prime_as_before():
                          generator=torch.Generator().manual_seed(8))) == [expected]
 
 
-def test_thread_count_does_not_change_the_numbers():
-    model = model_of(hidden=40)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "gru-cho", "rnn"])
+def test_thread_count_does_not_change_the_numbers(cell):
+    model = model_of(cell, hidden=40)
     out = []
     old = torch.get_num_threads()
     try:
@@ -136,9 +164,9 @@ def test_thread_count_does_not_change_the_numbers():
     assert torch.equal(out[0], out[1])
 
 
-@pytest.mark.parametrize("why", ["gru", "tcn", "training", "float64"])
+@pytest.mark.parametrize("why", ["minimal-gru", "layer-norm-lstm", "jordan", "tcn", "training", "float64"])
 def test_no_native_step_where_the_kernel_does_not_apply(why):
-    model = model_of("gru" if why == "gru" else "tcn" if why == "tcn" else "lstm")
+    model = model_of(why if why not in ("training", "float64") else "lstm")
     if why == "training":
         model.train()
     if why == "float64":
@@ -149,8 +177,11 @@ def test_no_native_step_where_the_kernel_does_not_apply(why):
 
 def test_load_state_refuses_a_batch():
     step = model_of().native_stepper()
-    with pytest.raises(ValueError, match=r"expected a batch-1 state \(1, 24\) per layer, got \(3, 24\)"):
+    with pytest.raises(ValueError, match=r"layer 0 \(lstm\): expected a batch-1 state of \(h, c\), each \(1, 24\), "
+                                         r"got \[\(3, 24\), \(3, 24\)\]"):
         step.load_state([(torch.zeros(3, 24), torch.zeros(3, 24))] * 2)
+    with pytest.raises(ValueError, match=r"layer 0 \(gru\): expected a batch-1 state of h, each \(1, 24\)"):
+        model_of("gru").native_stepper().load_state([(torch.zeros(1, 24), torch.zeros(1, 24))] * 2)
     with pytest.raises(ValueError, match="expected a state of 2 layers, got 1"):
         step.load_state([(torch.zeros(1, 24), torch.zeros(1, 24))])
 

@@ -181,8 +181,9 @@ def test_low_precision_stepper_stays_close_to_float32(cell, precision):
 
 def test_low_precision_generation_is_refused_where_there_is_no_prepared_step():
     with pytest.raises(ValueError, match="bf16 weights need the prepared step, which the rnn, lstm and peephole cells "
-                                         "have in eval mode; this gru model has no prepared step"):
-        generate(model_of("gru", 4).float(), torch.tensor([1]), 5, precision="bf16")  # refused at the call
+                                         r"have in eval mode \(GRU models: generate\(\) with the compiled step, "
+                                         r"native_stepper\); this minimal-gru model has no prepared step"):
+        generate(model_of("minimal-gru", 4).float(), torch.tensor([1]), 5, precision="bf16")  # refused at the call
     with pytest.raises(ValueError, match="this lstm model is in training mode"):
         model_of("lstm", 4).float().train().stepper("bf16")
     with pytest.raises(ValueError, match="expected precision 'fp32', 'bf16' or 'int8', got 'fp16'"):

@@ -53,10 +53,10 @@ def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top
     re-encoding of the prefix): ``model.stepper()`` where the model has one (weights prepared once), else
     ``model.step``. Stops early after yielding ``eos_id``. ``precision="bf16"`` or ``"int8"``: the stepper's
     recurrent products with bf16 or int8 weights (``LanguageModel.stepper``). The stepper is made by this call, from the
-    weights as they are now. An LSTM language model on the CPU, sampled without top_k or top_p, steps through
-    ``model.native_stepper()`` instead (one compiled call a token: step, output layer and draw) where the C
-    kernel builds: the same uniforms from ``generator``, so the same text as torch's ops but for a draw that
-    lands within rounding of a boundary.
+    weights as they are now. An LSTM, GRU or Elman language model on the CPU, sampled without top_k or top_p,
+    steps through ``model.native_stepper()`` instead (one compiled call a token: step, output layer and draw)
+    where the C kernel builds: the same uniforms from ``generator``, so the same text as torch's ops but for a
+    draw that lands within rounding of a boundary.
     """
     check_generation(prime, length, temperature, top_k, top_p)  # now, not at the first next()
     if top_k is None and top_p is None and hasattr(model, "native_stepper"):

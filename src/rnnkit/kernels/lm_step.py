@@ -1,28 +1,30 @@
-r"""An LSTM language model's generation step and next-token draw as one native call (``csrc/lm_step.c``).
+r"""A recurrent language model's generation step and next-token draw as one native call (``csrc/lm_step.c``).
 
-A token through torch's ops costs one product per layer plus ~20 small ops (the LSTM's pointwise update, the
+A token through torch's ops costs one product per layer plus ~20 small ops (the cell's pointwise update, the
 output layer, the draw), each a few µs of dispatch on the CPU; at batch 1 that is most of the step. Here one
-C call does all of it and returns the next id:
+C call does all of it and returns the next id, for stacks of LSTMs (peepholes or not), GRUs (torch's
+reset-after form and Cho et al.'s reset-before form) and Elman cells (tanh, ReLU, sigmoid, identity):
 
 .. math::
-    a^{(1)} = T[\mathrm{id}] + W^{(1)}_h h^{(1)}_{t-1},\qquad
-    a^{(l)} = W^{(l)}_x h^{(l-1)}_t + W^{(l)}_h h^{(l)}_{t-1} + b^{(l)}
+    a^{(1)} = T[\mathrm{id}] + W^{(1)}_h h^{(1)}_{t-1} + b^{(1)}_h,\qquad
+    a^{(l)} = W^{(l)}_x h^{(l-1)}_t + b^{(l)}_x + W^{(l)}_h h^{(l)}_{t-1} + b^{(l)}_h
 
-then each layer's LSTM update (peepholes included), ``logits = W_y h^{(L)}_t + b_y``, and
-:func:`rnnkit.decode.sample.next_token`'s inverse-CDF draw for a uniform u the caller draws from torch's
-generator (so the same seed gives the same text as the torch path, but for a draw that lands within
-rounding of a boundary). Shapes: the table T (V, 4H), layer weights (4H, H) for layer 1 and (4H, 2H)
-above it, the state (H,) per layer, batch 1.
+each layer's own update on those gate rows (the header of ``csrc/lm_step.c`` writes out all four), then
+``logits = W_y h^{(L)}_t + b_y``, and :func:`rnnkit.decode.sample.next_token`'s inverse-CDF draw for a uniform
+u the caller draws from torch's generator (so the same seed gives the same text as the torch path, but for a
+draw that lands within rounding of a boundary). Shapes: the table T (V, G) with G = 4H, 3H or H by the first
+layer's cell, every W (G, H), the state (H,) per layer, batch 1.
 
 Precisions of the recurrent weights: float32; bf16 (rounded to nearest even, products summed in float32; on
-CPUs with AVX-512 BF16 against the layer input rounded to bf16 too, as torch's bf16 product does); int8, one scale per row (w ≈ s_n q_n, s_n = max|w_n| / 127), the state kept
-in float32, so each gate is off by at most sum_k |x_k| s_n / 2, the weight half of
-:class:`rnnkit.kernels.packed.Int8Product`'s bound, which also rounds the input. The table and the output
-layer stay float32.
+CPUs with AVX-512 BF16 against the layer input rounded to bf16 too, as torch's bf16 product does); int8, one
+scale per row (w ≈ s_n q_n, s_n = max|w_n| / 127), the state kept in float32, so each gate is off by at most
+sum_k |x_k| s_n / 2, the weight half of :class:`rnnkit.kernels.packed.Int8Product`'s bound, which also rounds
+the input. The table and the output layer stay float32.
 """
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -35,10 +37,31 @@ _P = ctypes.POINTER(ctypes.c_void_p)
 
 class _Struct(ctypes.Structure):  # lm_step_t in csrc/lm_step.c, field for field
     _fields_ = [("layers", ctypes.c_int32), ("hidden", ctypes.c_int32), ("vocab", ctypes.c_int32),
-                ("precision", ctypes.c_int32), ("threads", ctypes.c_int32), ("table", ctypes.c_void_p),
-                ("weights", _P), ("scales", _P), ("biases", _P), ("peepholes", _P), ("h", _P), ("c", _P),
-                ("input", ctypes.c_void_p), ("head_weight", ctypes.c_void_p), ("head_bias", ctypes.c_void_p),
+                ("precision", ctypes.c_int32), ("threads", ctypes.c_int32), ("kinds", ctypes.c_void_p),
+                ("activations", ctypes.c_void_p), ("table", ctypes.c_void_p),
+                *((name, _P) for name in ("wx", "wh", "sx", "sh", "bx", "bh", "peepholes", "h", "c")),
+                ("scratch", ctypes.c_void_p), ("head_weight", ctypes.c_void_p), ("head_bias", ctypes.c_void_p),
                 ("logits", ctypes.c_void_p), ("cdf", ctypes.c_void_p)]
+
+
+KINDS = {"lstm": 0, "gru": 1, "gru-cho": 2, "elman": 3}  # gru: reset after the product (torch's); gru-cho: before
+GATES = {"lstm": 4, "gru": 3, "gru-cho": 3, "elman": 1}
+ACTIVATIONS = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3}
+
+
+@dataclass
+class Layer:
+    """One layer for the kernel: kind (a key of KINDS), wh (G, H), bh (G,) or None, and for layers above the
+    first wx (G, H) and bx (G,) or None (the first layer's input part is the table); peepholes (3, H) for an
+    LSTM with them; activation (a key of ACTIVATIONS) for an Elman layer."""
+
+    kind: str
+    wh: Tensor
+    bh: Tensor | None = None
+    wx: Tensor | None = None
+    bx: Tensor | None = None
+    peepholes: Tensor | None = None
+    activation: str = "tanh"
 
 
 def library() -> ctypes.CDLL | None:
@@ -72,47 +95,68 @@ def _pointers(tensors) -> ctypes.Array:
 class NativeLMStep:
     """The kernel's weights, state and buffers, for one language model at batch 1 (float32, CPU).
 
-    table (V, 4H): layer 1's input products and both its biases for every token; layers: per layer
-    (weight (4H, K), bias (4H,) or None, peepholes (3, H) or None), K = H for layer 1 and 2H above, the
-    columns [W_x, W_h]; head (V, H) and head_bias (V,). The weights are copied (and rounded to ``precision``)
-    when it is made, so it is a snapshot, like :class:`rnnkit.layers.stepping.Stepper`.
+    table (V, G): the first layer's W_x x + b_x for every token; layers: a :class:`Layer` each, all of hidden
+    size H; head (V, H) and head_bias (V,). The weights are copied (and rounded to ``precision``) when it is
+    made, so it is a snapshot, like :class:`rnnkit.layers.stepping.Stepper`.
     """
 
-    def __init__(self, lib: ctypes.CDLL, table: Tensor, layers: list, head: Tensor, head_bias: Tensor,
+    def __init__(self, lib: ctypes.CDLL, table: Tensor, layers: list[Layer], head: Tensor, head_bias: Tensor,
                  precision: str = "fp32"):
-        V, G = table.shape
-        H = G // 4
-        self.lib, self.vocab, self.hidden = lib, V, H
-        weights, scales = zip(*(quantized(w, precision) for w, _, _ in layers))
-        f32 = [None if t is None else t.detach().float().contiguous() for t in (b for _, b, _ in layers)]
-        peeps = [None if p is None else p.detach().float().contiguous() for _, _, p in layers]
+        V, H = table.shape[0], head.shape[1]
+        self.lib, self.vocab, self.hidden, self.layers = lib, V, H, layers
+        for i, layer in enumerate(layers):
+            if layer.kind not in KINDS or layer.activation not in ACTIVATIONS:
+                raise ValueError(f"NativeLMStep: layer {i}: expected a kind in {sorted(KINDS)} and an activation in "
+                                 f"{sorted(ACTIVATIONS)}, got {layer.kind!r}, {layer.activation!r}")
+            G = GATES[layer.kind] * H
+            shapes = [(layer.wh, (G, H)), (layer.wx, None if i == 0 else (G, H)), (layer.bh, (G,)), (layer.bx, (G,)),
+                      (layer.peepholes, (3, H)), (table if i == 0 else None, (V, G))]
+            for t, shape in shapes:
+                if t is not None and tuple(t.shape) != shape:
+                    raise ValueError(f"NativeLMStep: layer {i} ({layer.kind}): expected {shape}, got {tuple(t.shape)}")
+            if (i == 0) != (layer.wx is None):
+                raise ValueError(f"NativeLMStep: layer {i}: the first layer takes the table, the others wx")
+
+        def f32(t):
+            return None if t is None else t.detach().float().contiguous()
+
+        wh, sh = zip(*(quantized(layer.wh, precision) for layer in layers))
+        wx, sx = zip(*((None, None) if layer.wx is None else quantized(layer.wx, precision) for layer in layers))
         self.h = [torch.zeros(H) for _ in layers]
-        self.c = [torch.zeros(H) for _ in layers]
-        self.table, self.head = table.detach().float().contiguous(), head.detach().float().contiguous()
-        self.head_bias = head_bias.detach().float().contiguous()
-        self.logits, cdf, scratch = torch.zeros(V), torch.zeros(V), torch.zeros(3 * H)
-        arrays = [_pointers(ts) for ts in (weights, scales, f32, peeps, self.h, self.c)]
-        self._keep = (weights, scales, f32, peeps, cdf, scratch, arrays)  # the C side holds their addresses
+        self.c = [torch.zeros(H) if layer.kind == "lstm" else None for layer in layers]
+        self.table, self.head, self.head_bias = f32(table), f32(head), f32(head_bias)
+        self.logits, cdf, scratch = torch.zeros(V), torch.zeros(V), torch.zeros(8 * H)
+        kinds = torch.tensor([KINDS[layer.kind] for layer in layers], dtype=torch.int32)
+        activations = torch.tensor([ACTIVATIONS[layer.activation] for layer in layers], dtype=torch.int32)
+        per_layer = [wx, wh, sx, sh, [f32(layer.bx) for layer in layers], [f32(layer.bh) for layer in layers],
+                     [f32(layer.peepholes) for layer in layers], self.h, self.c]
+        arrays = [_pointers(ts) for ts in per_layer]
+        self._keep = (per_layer, kinds, activations, cdf, scratch, arrays)  # the C side holds their addresses
         self.struct = _Struct(len(layers), H, V, PRECISION_CODES[precision], torch.get_num_threads(),
-                              self.table.data_ptr(), *arrays, scratch.data_ptr(), self.head.data_ptr(),
-                              self.head_bias.data_ptr(), self.logits.data_ptr(), cdf.data_ptr())
+                              kinds.data_ptr(), activations.data_ptr(), self.table.data_ptr(), *arrays,
+                              scratch.data_ptr(), self.head.data_ptr(), self.head_bias.data_ptr(),
+                              self.logits.data_ptr(), cdf.data_ptr())
         self._address = ctypes.addressof(self.struct)
 
     def load_state(self, state: list) -> None:
-        """Copy a batch-1 state, ``RNN.step``'s list of (h, c) per layer, each (1, H), into the kernel."""
+        """Copy a batch-1 state, ``RNN.step``'s list of per-layer states ((h, c) for an LSTM, h otherwise, each
+        (1, H)), into the kernel."""
         if len(state) != len(self.h):
             raise ValueError(f"NativeLMStep: expected a state of {len(self.h)} layers, got {len(state)}")
-        for h, c, (h_in, c_in) in zip(self.h, self.c, state):
-            if h_in.numel() != self.hidden or c_in.numel() != self.hidden:
-                raise ValueError(f"NativeLMStep: expected a batch-1 state (1, {self.hidden}) per layer, "
-                                 f"got {tuple(h_in.shape)} and {tuple(c_in.shape)}")
-            h.copy_(h_in.reshape(-1))
-            c.copy_(c_in.reshape(-1))
+        for i, (h, c, s) in enumerate(zip(self.h, self.c, state)):
+            parts = (s,) if isinstance(s, Tensor) else tuple(s)
+            if len(parts) != (1 if c is None else 2) or any(p.numel() != self.hidden for p in parts):
+                raise ValueError(f"NativeLMStep: layer {i} ({self.layers[i].kind}): expected a batch-1 state of "
+                                 f"{'h' if c is None else '(h, c)'}, each (1, {self.hidden}), got "
+                                 f"{[tuple(p.shape) for p in parts]}")
+            h.copy_(parts[0].reshape(-1))
+            if c is not None:
+                c.copy_(parts[1].reshape(-1))
         self.struct.threads = torch.get_num_threads()
 
-    def state(self) -> list[tuple[Tensor, Tensor]]:
-        """The kernel's state as ``RNN.step``'s list of (h, c), each (1, H), copies."""
-        return [(h.clone()[None], c.clone()[None]) for h, c in zip(self.h, self.c)]
+    def state(self) -> list:
+        """The kernel's state as ``RNN.step``'s list: (h, c) for an LSTM layer, h otherwise, each (1, H), copies."""
+        return [h.clone()[None] if c is None else (h.clone()[None], c.clone()[None]) for h, c in zip(self.h, self.c)]
 
     def sample(self, token: int, temperature: float, u: float) -> int:
         """Step from ``token`` and draw the next id (``temperature`` 0: the largest logit, u unused)."""

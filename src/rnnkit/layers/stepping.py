@@ -21,10 +21,10 @@ a column split does not change any sum). ``precision="bf16"`` keeps the weights 
 stay float32. Shapes: ids or x_t (B,) / (B, F) -> y_t (B, H);
 the state is ``RNN.step``'s list of per-layer states, so the two are interchangeable.
 
-For an LSTM language model at batch 1, :func:`native_step` goes further: the same arithmetic, the output layer
-and the draw of the next token as one compiled call (:mod:`rnnkit.kernels.lm_step`), 53 µs per character at
-1x512 and 154 at 2x512 in float32 against 161 and 469 here (``bench_charlm.py latency``, 2 threads, one run);
-``generate`` uses it where it applies.
+For an LSTM, GRU or Elman language model at batch 1, :func:`native_step` goes further: the same arithmetic,
+the output layer and the draw of the next token as one compiled call (:mod:`rnnkit.kernels.lm_step`), 63 µs
+per character at 1x512 and 163 at 2x512 in float32 against 196 and 473 here (``bench_charlm.py latency``,
+2 threads, one run); ``generate`` uses it where it applies.
 
 A stepper is a snapshot: it copies the weights when it is made, for inference (no autograd, no dropout).
 Make a new one after changing the weights. Cells without a pointwise ``update`` (GRU, minimal GRU) have no
@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..cells.elman import ElmanCell
+from ..cells.gru import GRUCell
 from ..cells.lstm import LSTMCell
 from ..kernels import lm_step
 from ..kernels.packed import Int8Product, StepProduct
@@ -148,15 +150,18 @@ def stepper_for(rnn, input_table: Tensor | None = None, precision: str = "fp32")
 
 
 def native_step(rnn, input_table: Tensor, head: Tensor, head_bias: Tensor, precision: str = "fp32"):
-    """An LSTM stack's step from token ids (their inputs: ``input_table`` (V, F)) and an output layer (head (V, H),
+    """A stack's step from token ids (their inputs: ``input_table`` (V, F)) and an output layer (head (V, H),
     head_bias (V,)) as one native call per token (:class:`rnnkit.kernels.lm_step.NativeLMStep`, batch 1), or
-    None where that kernel does not apply: a cell other than the LSTM (with or without peepholes), a stack a
-    :class:`Stepper` cannot step, weights not float32 on the CPU, or no compiled kernel
-    (``rnnkit.kernels.native.unavailable("lm_step")`` says why)."""
+    None where that kernel does not apply: a cell other than the LSTM (with or without peepholes), the GRU
+    (either form) and the Elman cell (tanh, relu, sigmoid or identity), a bidirectional stack, training mode,
+    weights not float32 on the CPU, or no compiled kernel (``rnnkit.kernels.native.unavailable("lm_step")``
+    says why)."""
     check_precision("native_step", precision)
     cells = getattr(rnn, "cells", None)
-    if (cells is None or getattr(rnn, "bidirectional", True) or rnn.training
-            or not all(type(cell) is LSTMCell for cell in cells)):
+    if cells is None or getattr(rnn, "bidirectional", True) or rnn.training:
+        return None
+    kinds = [_native_kind(cell) for cell in cells]
+    if None in kinds or len({cell.hidden_size for cell in cells}) != 1:
         return None
     tensors = (input_table, head, head_bias, *(p for cell in cells for p in cell.parameters()))
     if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors):
@@ -166,13 +171,23 @@ def native_step(rnn, input_table: Tensor, head: Tensor, head_bias: Tensor, preci
         return None
     layers = []
     with torch.no_grad():
-        for i, cell in enumerate(cells):
-            peep = torch.stack([cell.weight_ci, cell.weight_cf, cell.weight_co]) if cell.peephole else None
-            bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
-            if i == 0:  # every token's input product and both biases, one row a token
-                table = input_table @ cell.weight_ih.t()
-                table = table if bias is None else table + bias
-                layers.append((cell.weight_hh, None, peep))
-            else:
-                layers.append((torch.cat([cell.weight_ih, cell.weight_hh], dim=1), bias, peep))
+        for i, (cell, kind) in enumerate(zip(cells, kinds)):
+            peephole = getattr(cell, "peephole", False)
+            peep = torch.stack([cell.weight_ci, cell.weight_cf, cell.weight_co]) if peephole else None
+            layers.append(lm_step.Layer(kind, cell.weight_hh, cell.bias_hh, None if i == 0 else cell.weight_ih,
+                                        None if i == 0 else cell.bias_ih, peep, getattr(cell, "activation", "tanh")))
+        first = cells[0]
+        table = input_table @ first.weight_ih.t()  # every token's W_x x + b_x, one row a token
+        table = table if first.bias_ih is None else table + first.bias_ih
         return lm_step.NativeLMStep(lib, table, layers, head, head_bias, precision)
+
+
+def _native_kind(cell) -> str | None:
+    """The kernel's name for the cell (``lm_step.KINDS``), or None where it has none."""
+    if type(cell) is LSTMCell:
+        return "lstm"
+    if type(cell) is GRUCell:
+        return "gru" if cell.reset_after else "gru-cho"
+    if type(cell) is ElmanCell and cell.activation in lm_step.ACTIVATIONS:
+        return "elman"
+    return None

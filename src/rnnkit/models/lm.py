@@ -118,7 +118,8 @@ class LanguageModel(nn.Module):
             if precision != "fp32":
                 why = "is in training mode" if self.training else "has no prepared step"
                 raise ValueError(f"LanguageModel.stepper: {precision} weights need the prepared step, which the rnn, "
-                                 f"lstm and peephole cells have in eval mode; this {self.config.cell} model {why}")
+                                 f"lstm and peephole cells have in eval mode (GRU models: generate() with the "
+                                 f"compiled step, native_stepper); this {self.config.cell} model {why}")
             return self.step
         with torch.no_grad():
             weight, bias = self.head.weight.t().contiguous(), self.head.bias.detach().clone()
@@ -135,9 +136,9 @@ class LanguageModel(nn.Module):
 
     def native_stepper(self, precision: str = "fp32"):
         """Batch-1 generation as one compiled call per token: the step, the output layer and the draw of the next
-        id (:class:`rnnkit.kernels.lm_step.NativeLMStep`), for an LSTM stack (peepholes or not) in eval mode on the
-        CPU in float32; None for any other model, or where the C kernel cannot be built. A snapshot of the
-        weights, like ``stepper``."""
+        id (:class:`rnnkit.kernels.lm_step.NativeLMStep`), for a stack of LSTM (peepholes or not), GRU (either
+        form) or Elman cells in eval mode on the CPU in float32; None for any other model, or where the C kernel
+        cannot be built. A snapshot of the weights, like ``stepper``."""
         check_precision("LanguageModel.native_stepper", precision)
         if self.config.cell == "tcn" or self.training:
             return None

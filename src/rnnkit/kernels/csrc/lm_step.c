@@ -1,45 +1,66 @@
-/* One generation step of an LSTM language model, and the draw of the next token, in one call.
+/* One generation step of a recurrent language model, and the draw of the next token, in one call.
  *
  * Built at first use by rnnkit/kernels/native.py (cc -O3 -march=native -fopenmp) and called through ctypes;
- * the arithmetic is that of rnnkit.layers.stepping.Stepper and rnnkit.decode.sample.next_token:
+ * the arithmetic is that of the cells' own steps (rnnkit.cells) and of rnnkit.decode.sample.next_token. Per
+ * layer l, x = the layer below's new h (layer 1: the token, whose W_x x + b_x is a row of the table T), h its
+ * own state, gate rows in the cells' order, b_x and b_h the input and hidden biases:
  *
- *   layer 1:      a = T[id] + W_h h_{t-1}              T (V, 4H): every token's W_x x + b_ih + b_hh
- *   layer l > 1:  a = [x, h_{t-1}] [W_x; W_h]^T + b    x: the layer below's new h
- *   every layer:  gate rows i, f, g, o;  with peepholes p (3, H): a^i += p_i c_{t-1}, a^f += p_f c_{t-1}
- *                 c_t = s(a^f) c_{t-1} + s(a^i) tanh(a^g);  (peepholes: a^o += p_o c_t)
- *                 h_t = s(a^o) tanh(c_t)
- *   then          logits = W_y h_t + b_y   (V)
- *   and the draw  greedy (temperature 0): the first largest logit; else p = softmax(logits / temperature),
- *                 the first index whose cumulative sum exceeds u * sum(p), u in [0, 1) from the caller.
+ *   LSTM (i, f, g, o):  a = W_x x + b_x + W_h h + b_h;  with peepholes p (3, H): a_i += p_i c, a_f += p_f c
+ *                       c' = s(a_f) c + s(a_i) tanh(a_g);  (peepholes: a_o += p_o c');  h' = s(a_o) tanh(c')
+ *   GRU, reset after (r, z, g; torch's form):  r = s(x_r + h_r), z = s(x_z + h_z), g = tanh(x_g + r h_g),
+ *                       x_* = W_x* x + b_x*, h_* = W_h* h + b_h*;  h' = g + z (h - g)
+ *   GRU, reset before (Cho et al.):  r, z as above;  g = tanh(x_g + W_hg (r h) + b_hg);  h' = g + z (h - g)
+ *   Elman:              h' = phi(W_x x + b_x + W_h h + b_h), phi tanh, relu, sigmoid or the identity
+ *
+ * then logits = W_y h'_L + b_y (V), and the draw: greedy (temperature 0) the first largest logit; else
+ * p = softmax(logits / temperature) and the first index whose cumulative sum exceeds u * sum(p), u in [0, 1)
+ * from the caller.
  *
  * Weights are row-major as torch keeps them: float32, bf16 (the top half of a float32: products summed in
- * float32; with AVX-512 BF16, against the layer input rounded to bf16, as torch's bf16 product does), or int8
- * with one scale per row (w_n = s_n q_n). The work of a layer is split by hidden unit:
- * a thread computes the four gate rows of its units and updates those units' c and h, so a layer needs one
- * barrier; its input [x, h_{t-1}] is copied once before the split, so no thread reads a state another
- * thread is writing.
+ * float32; with AVX-512 BF16, against the input rounded to bf16, as torch's bf16 product does), or int8 with
+ * one scale per row (w_n = s_n q_n). A layer's work is split by hidden unit: a thread computes its units' gate
+ * rows and updates their state, so a layer needs one barrier (two for Cho's GRU, whose candidate needs every
+ * unit's reset gate first); the old state is copied before the split, so no thread reads a state another one
+ * is writing.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 enum { FP32 = 0, BF16 = 1, INT8 = 2 };
+enum { LSTM = 0, GRU_AFTER = 1, GRU_BEFORE = 2, ELMAN = 3 };
+enum { TANH = 0, RELU = 1, SIGMOID = 2, IDENTITY = 3 };
+#define UNITS 16  /* hidden units per piece of work */
 
 typedef struct {
     int32_t layers, hidden, vocab, precision, threads;
-    const float *table;        /* (V, 4H) */
-    const void *const *weights;  /* per layer (4H, K): K = H for layer 1, 2H above it */
-    const float *const *scales;  /* per layer (4H) row scales when int8, else NULL */
-    const float *const *biases;  /* per layer (4H), NULL for layer 1 (its bias is in the table) */
+    const int32_t *kinds;        /* per layer: LSTM, GRU_AFTER, GRU_BEFORE or ELMAN */
+    const int32_t *activations;  /* per layer: Elman's phi */
+    const float *table;          /* (V, G_1): layer 1's W_x x + b_x for every token */
+    const void *const *wx;       /* per layer (G, H) input weights; layer 1: NULL (the table) */
+    const void *const *wh;       /* per layer (G, H) */
+    const float *const *sx;      /* per layer (G) row scales of wx when int8, else NULL */
+    const float *const *sh;      /* per layer (G) row scales of wh when int8, else NULL */
+    const float *const *bx;      /* per layer (G) or NULL; layer 1: NULL (in the table) */
+    const float *const *bh;      /* per layer (G) or NULL */
     const float *const *peepholes;  /* per layer (3, H) or NULL */
-    float *const *h;           /* per layer (H): the state, read and written */
-    float *const *c;           /* per layer (H) */
-    float *input;              /* scratch (3H): the layer's [x, h_{t-1}], then (bf16) the same rounded to bf16 */
-    const float *head_weight;  /* (V, H) */
-    const float *head_bias;    /* (V) */
-    float *logits;             /* (V), written */
-    float *cdf;                /* scratch (V) */
+    float *const *h;             /* per layer (H): the state, read and written */
+    float *const *c;             /* per layer (H) for an LSTM, else NULL */
+    float *scratch;              /* (8H) */
+    const float *head_weight;    /* (V, H) */
+    const float *head_bias;      /* (V) */
+    float *logits;               /* (V), written */
+    float *cdf;                  /* scratch (V) */
 } lm_step_t;
+
+/* where the scratch keeps what a layer's threads share: the old state, bf16 copies, Cho's r h, r and z */
+#define OLD_H(m) ((m)->scratch)
+#define BF16_X(m) ((uint16_t *)((m)->scratch + (m)->hidden))
+#define BF16_H(m) ((uint16_t *)((m)->scratch + (m)->hidden) + (m)->hidden)
+#define RH(m) ((m)->scratch + 2 * (m)->hidden)
+#define BF16_RH(m) ((uint16_t *)((m)->scratch + 3 * (m)->hidden))
+#define GATE_R(m) ((m)->scratch + 4 * (m)->hidden)
+#define GATE_Z(m) ((m)->scratch + 5 * (m)->hidden)
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -50,30 +71,6 @@ static inline float from_bf16(uint16_t b) {
     return f;
 }
 
-#ifdef __AVX512BF16__
-#include <immintrin.h>
-
-/* four_rows for bf16 weights on CPUs with AVX-512 BF16: against the layer input rounded to bf16 (m->input + 2H,
- * written once per layer), 32 products a dot-product instruction, summed in float32 */
-static void bf16_rows(const lm_step_t *m, int layer, int j, int K, float out[4]) {
-    int H = m->hidden;
-    const uint16_t *x = (const uint16_t *)(m->input + 2 * H);
-    const uint16_t *w = (const uint16_t *)m->weights[layer] + (size_t)j * K;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    int k = 0;
-    for (; k + 32 <= K; k += 32) {
-        __m512bh xv = (__m512bh)_mm512_loadu_si512(x + k);
-        for (int g = 0; g < 4; g++)
-            acc[g] = _mm512_dpbf16_ps(acc[g], (__m512bh)_mm512_loadu_si512(w + (size_t)g * H * K + k), xv);
-    }
-    for (int g = 0; g < 4; g++) {
-        float s = _mm512_reduce_add_ps(acc[g]);
-        for (int kk = k; kk < K; kk++) s += from_bf16(w[(size_t)g * H * K + kk]) * from_bf16(x[kk]);
-        out[g] = s;
-    }
-}
-#endif
-
 /* float32 -> bf16, rounded to nearest even */
 static inline uint16_t to_bf16(float f) {
     uint32_t bits;
@@ -81,60 +78,134 @@ static inline uint16_t to_bf16(float f) {
     return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
 }
 
-/* out[r] = row r of w (in K) . x, for the four rows j, j + H, j + 2H, j + 3H (one gate each) */
-static void four_rows(const lm_step_t *m, int layer, int j, int K, const float *restrict x, float out[4]) {
-    int H = m->hidden;
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    if (m->precision == FP32) {
-        const float *w = (const float *)m->weights[layer];
-        const float *restrict w0 = w + (size_t)j * K, *restrict w1 = w0 + (size_t)H * K;
-        const float *restrict w2 = w1 + (size_t)H * K, *restrict w3 = w2 + (size_t)H * K;
-        for (int k = 0; k < K; k++) {
-            s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k];
-        }
-    } else if (m->precision == BF16) {
 #ifdef __AVX512BF16__
-        bf16_rows(m, layer, j, K, out);
-        return;
+#include <immintrin.h>
 #endif
-        const uint16_t *w = (const uint16_t *)m->weights[layer];
-        const uint16_t *restrict w0 = w + (size_t)j * K, *restrict w1 = w0 + (size_t)H * K;
-        const uint16_t *restrict w2 = w1 + (size_t)H * K, *restrict w3 = w2 + (size_t)H * K;
-        for (int k = 0; k < K; k++) {
-            s0 += from_bf16(w0[k]) * x[k]; s1 += from_bf16(w1[k]) * x[k];
-            s2 += from_bf16(w2[k]) * x[k]; s3 += from_bf16(w3[k]) * x[k];
+
+/* out[g] = row j + g H of w (K columns) . x, for g < n: one row per gate of unit j. xb is x rounded to bf16
+ * (read by bf16 weights on CPUs with AVX-512 BF16), scales the int8 rows' scales. */
+static inline __attribute__((always_inline)) void rows(const lm_step_t *m, const void *w, const float *scales,
+                                                       int j, int K, int n, const float *restrict x,
+                                                       const uint16_t *restrict xb, float *out) {
+    size_t stride = (size_t)m->hidden * K;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (m->precision == FP32) {
+        const float *restrict w0 = (const float *)w + (size_t)j * K;
+        for (int k = 0; k < K; k++)
+            for (int g = 0; g < n; g++) acc[g] += w0[g * stride + k] * x[k];
+    } else if (m->precision == BF16) {
+        const uint16_t *restrict w0 = (const uint16_t *)w + (size_t)j * K;
+        int k = 0;
+#ifdef __AVX512BF16__
+        __m512 v[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (; k + 32 <= K; k += 32) {
+            __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + k);
+            for (int g = 0; g < n; g++)
+                v[g] = _mm512_dpbf16_ps(v[g], (__m512bh)_mm512_loadu_si512(w0 + g * stride + k), xv);
         }
+        for (int g = 0; g < n; g++) acc[g] = _mm512_reduce_add_ps(v[g]);
+        for (; k < K; k++)
+            for (int g = 0; g < n; g++) acc[g] += from_bf16(w0[g * stride + k]) * from_bf16(xb[k]);
+#else
+        (void)xb;
+        for (; k < K; k++)
+            for (int g = 0; g < n; g++) acc[g] += from_bf16(w0[g * stride + k]) * x[k];
+#endif
     } else {
-        const int8_t *w = (const int8_t *)m->weights[layer];
-        const int8_t *restrict w0 = w + (size_t)j * K, *restrict w1 = w0 + (size_t)H * K;
-        const int8_t *restrict w2 = w1 + (size_t)H * K, *restrict w3 = w2 + (size_t)H * K;
-        for (int k = 0; k < K; k++) {
-            s0 += (float)w0[k] * x[k]; s1 += (float)w1[k] * x[k];
-            s2 += (float)w2[k] * x[k]; s3 += (float)w3[k] * x[k];
-        }
-        const float *s = m->scales[layer];
-        s0 *= s[j]; s1 *= s[j + H]; s2 *= s[j + 2 * H]; s3 *= s[j + 3 * H];
+        const int8_t *restrict w0 = (const int8_t *)w + (size_t)j * K;
+        for (int k = 0; k < K; k++)
+            for (int g = 0; g < n; g++) acc[g] += (float)w0[g * stride + k] * x[k];
+        for (int g = 0; g < n; g++) acc[g] *= scales[j + g * m->hidden];
     }
-    out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
+    for (int g = 0; g < n; g++) out[g] = acc[g];
 }
 
-/* the units [lo, hi) of one layer: their gates, then their c and h */
-static void layer_units(const lm_step_t *m, int layer, int64_t token, int lo, int hi) {
-    int H = m->hidden, K = layer == 0 ? H : 2 * H;
-    const float *add = layer == 0 ? m->table + (size_t)token * 4 * H : m->biases[layer];
-    const float *p = m->peepholes[layer];
-    float *h = m->h[layer], *c = m->c[layer];
-    for (int j = lo; j < hi; j++) {
-        float a[4];
-        four_rows(m, layer, j, K, m->input, a);
-        if (add) { a[0] += add[j]; a[1] += add[j + H]; a[2] += add[j + 2 * H]; a[3] += add[j + 3 * H]; }
-        float c_prev = c[j];
-        if (p) { a[0] += p[j] * c_prev; a[1] += p[j + H] * c_prev; }
-        float c_new = sigmoid(a[1]) * c_prev + sigmoid(a[0]) * tanhf(a[2]);
-        if (p) a[3] += p[j + 2 * H] * c_new;
-        c[j] = c_new;
-        h[j] = sigmoid(a[3]) * tanhf(c_new);
+/* the rows of gate g0 onwards of a (G, H) weight in the step's precision */
+static inline const void *from_gate(const lm_step_t *m, const void *w, int g0) {
+    size_t bytes = m->precision == FP32 ? 4 : m->precision == BF16 ? 2 : 1;
+    return (const char *)w + (size_t)g0 * m->hidden * m->hidden * bytes;
+}
+
+/* out[g] = W_x x + b_x for gate g (g0 <= g < g0 + n) of unit j: the table's row for layer 1 */
+static inline __attribute__((always_inline)) void input_part(const lm_step_t *m, int layer, const float *x,
+                                                             int64_t token, int j, int g0, int n, float *out) {
+    int H = m->hidden;
+    if (layer == 0) {
+        int G = m->kinds[0] == LSTM ? 4 * H : m->kinds[0] == ELMAN ? H : 3 * H;
+        for (int g = 0; g < n; g++) out[g] = m->table[(size_t)token * G + (g0 + g) * H + j];
+        return;
     }
+    const float *bx = m->bx[layer], *sx = m->sx[layer];
+    rows(m, from_gate(m, m->wx[layer], g0), sx ? sx + g0 * H : NULL, j, H, n, x, BF16_X(m), out);
+    if (bx)
+        for (int g = 0; g < n; g++) out[g] += bx[(g0 + g) * H + j];
+}
+
+/* out[g] = W_h v + b_h for gate g (g0 <= g < g0 + n) of unit j, v the old state (or Cho's r h), vb in bf16 */
+static inline __attribute__((always_inline)) void hidden_part(const lm_step_t *m, int layer, const float *v,
+                                                              const uint16_t *vb, int j, int g0, int n, float *out) {
+    int H = m->hidden;
+    const float *bh = m->bh[layer], *sh = m->sh[layer];
+    rows(m, from_gate(m, m->wh[layer], g0), sh ? sh + g0 * H : NULL, j, H, n, v, vb, out);
+    if (bh)
+        for (int g = 0; g < n; g++) out[g] += bh[(g0 + g) * H + j];
+}
+
+static inline float activation(int phi, float a) {
+    switch (phi) {
+        case RELU: return a > 0.0f ? a : 0.0f;
+        case SIGMOID: return sigmoid(a);
+        case IDENTITY: return a;
+        default: return tanhf(a);
+    }
+}
+
+/* the units [lo, hi) of one layer (for Cho's GRU, phase 1: r and z, phase 2: the candidate and h) */
+static void units(const lm_step_t *m, int layer, int64_t token, int phase, int lo, int hi) {
+    int H = m->hidden, kind = m->kinds[layer];
+    const float *x = layer > 0 ? m->h[layer - 1] : NULL, *old = OLD_H(m);
+    float *h = m->h[layer];
+    for (int j = lo; j < hi; j++) {
+        float ax[4], ah[4];
+        if (kind == LSTM) {
+            input_part(m, layer, x, token, j, 0, 4, ax);
+            hidden_part(m, layer, old, BF16_H(m), j, 0, 4, ah);
+            float *c = m->c[layer], c_prev = c[j];
+            const float *p = m->peepholes[layer];
+            float a_i = ax[0] + ah[0] + (p ? p[j] * c_prev : 0.0f);
+            float a_f = ax[1] + ah[1] + (p ? p[j + H] * c_prev : 0.0f);
+            float c_new = sigmoid(a_f) * c_prev + sigmoid(a_i) * tanhf(ax[2] + ah[2]);
+            float a_o = ax[3] + ah[3] + (p ? p[j + 2 * H] * c_new : 0.0f);
+            c[j] = c_new;
+            h[j] = sigmoid(a_o) * tanhf(c_new);
+        } else if (kind == GRU_AFTER) {
+            input_part(m, layer, x, token, j, 0, 3, ax);
+            hidden_part(m, layer, old, BF16_H(m), j, 0, 3, ah);
+            float r = sigmoid(ax[0] + ah[0]), z = sigmoid(ax[1] + ah[1]);
+            float g = tanhf(ax[2] + r * ah[2]);
+            h[j] = g + z * (old[j] - g);
+        } else if (kind == GRU_BEFORE && phase == 1) {
+            input_part(m, layer, x, token, j, 0, 2, ax);
+            hidden_part(m, layer, old, BF16_H(m), j, 0, 2, ah);
+            float r = sigmoid(ax[0] + ah[0]);
+            GATE_R(m)[j] = r;
+            GATE_Z(m)[j] = sigmoid(ax[1] + ah[1]);
+            RH(m)[j] = r * old[j];
+        } else if (kind == GRU_BEFORE) {
+            input_part(m, layer, x, token, j, 2, 1, ax);
+            hidden_part(m, layer, RH(m), BF16_RH(m), j, 2, 1, ah);
+            float g = tanhf(ax[0] + ah[0]);
+            h[j] = g + GATE_Z(m)[j] * (old[j] - g);
+        } else {
+            input_part(m, layer, x, token, j, 0, 1, ax);
+            hidden_part(m, layer, old, BF16_H(m), j, 0, 1, ah);
+            h[j] = activation(m->activations[layer], ax[0] + ah[0]);
+        }
+    }
+}
+
+static void round_to_bf16(const float *v, uint16_t *out, int n) {
+    for (int k = 0; k < n; k++) out[k] = to_bf16(v[k]);
 }
 
 /* The layers and the output layer for one token: the state moves one step, logits are written. */
@@ -145,20 +216,24 @@ static void step(const lm_step_t *m, int64_t token) {
         for (int layer = 0; layer < m->layers; layer++) {
             #pragma omp single
             {
-                if (layer == 0) {
-                    memcpy(m->input, m->h[0], (size_t)H * sizeof(float));
-                } else {
-                    memcpy(m->input, m->h[layer - 1], (size_t)H * sizeof(float));
-                    memcpy(m->input + H, m->h[layer], (size_t)H * sizeof(float));
+                memcpy(OLD_H(m), m->h[layer], (size_t)H * sizeof(float));
+                if (m->precision == BF16) {
+                    if (layer > 0) round_to_bf16(m->h[layer - 1], BF16_X(m), H);
+                    round_to_bf16(OLD_H(m), BF16_H(m), H);
                 }
-                if (m->precision == BF16) {  /* the input rounded once, for bf16_rows */
-                    uint16_t *rounded = (uint16_t *)(m->input + 2 * H);
-                    for (int k = 0; k < (layer == 0 ? H : 2 * H); k++) rounded[k] = to_bf16(m->input[k]);
-                }
-            }  /* a barrier: every thread sees the copy */
+            }  /* a barrier: every thread sees the copies */
             #pragma omp for schedule(static)
-            for (int block = 0; block < H; block += 16)
-                layer_units(m, layer, token, block, block + 16 < H ? block + 16 : H);
+            for (int lo = 0; lo < H; lo += UNITS)
+                units(m, layer, token, 1, lo, lo + UNITS < H ? lo + UNITS : H);
+            if (m->kinds[layer] == GRU_BEFORE) {  /* the candidate needs every unit's r h */
+                #pragma omp single
+                {
+                    if (m->precision == BF16) round_to_bf16(RH(m), BF16_RH(m), H);
+                }
+                #pragma omp for schedule(static)
+                for (int lo = 0; lo < H; lo += UNITS)
+                    units(m, layer, token, 2, lo, lo + UNITS < H ? lo + UNITS : H);
+            }
         }
         const float *h = m->h[m->layers - 1];
         #pragma omp for schedule(static)
