@@ -216,3 +216,16 @@ def test_a_token_outside_the_vocabulary_is_refused_before_the_kernel_reads_it():
     with pytest.raises(ValueError, match=r"got 2, -0.5, 0.5"):
         step.sample(2, -0.5, 0.5)
 
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_native_step_is_a_snapshot_of_the_weights(cell):
+    model = model_of(cell)
+    step = model.native_stepper()
+    step.load_state(model.rnn.initial_state(1))
+    before = step.step(3).clone()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    step.load_state(model.rnn.initial_state(1))
+    assert torch.equal(step.step(3), before)
+

@@ -78,7 +78,7 @@ def library() -> ctypes.CDLL | None:
 
 def quantized(w: Tensor, precision: str) -> tuple[Tensor, Tensor | None]:
     """A weight (N, K) as the kernel reads it: float32, bf16 bits (int16), or int8 with its row scales (N,)."""
-    w = w.detach().float().contiguous()
+    w = _copy(w)
     if precision == "fp32":
         return w, None
     if precision == "bf16":
@@ -86,6 +86,11 @@ def quantized(w: Tensor, precision: str) -> tuple[Tensor, Tensor | None]:
     largest = w.abs().amax(dim=1)
     scales = (largest / 127).masked_fill_(largest == 0, 1.0)  # a zero row keeps scale 1, not 0
     return torch.round(w / scales[:, None]).clamp_(-127, 127).to(torch.int8), scales
+
+
+def _copy(t: Tensor | None) -> Tensor | None:
+    """A float32 contiguous copy that shares no storage with t (a parameter changed later leaves it alone)."""
+    return None if t is None else t.detach().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
 
 def _pointers(tensors) -> ctypes.Array:
@@ -117,19 +122,16 @@ class NativeLMStep:
             if (i == 0) != (layer.wx is None):
                 raise ValueError(f"NativeLMStep: layer {i}: the first layer takes the table, the others wx")
 
-        def f32(t):
-            return None if t is None else t.detach().float().contiguous()
-
         wh, sh = zip(*(quantized(layer.wh, precision) for layer in layers))
         wx, sx = zip(*((None, None) if layer.wx is None else quantized(layer.wx, precision) for layer in layers))
         self.h = [torch.zeros(H) for _ in layers]
         self.c = [torch.zeros(H) if layer.kind == "lstm" else None for layer in layers]
-        self.table, self.head, self.head_bias = f32(table), f32(head), f32(head_bias)
+        self.table, self.head, self.head_bias = _copy(table), _copy(head), _copy(head_bias)
         self.logits, cdf, scratch = torch.zeros(V), torch.zeros(V), torch.zeros(8 * H)
         kinds = torch.tensor([KINDS[layer.kind] for layer in layers], dtype=torch.int32)
         activations = torch.tensor([ACTIVATIONS[layer.activation] for layer in layers], dtype=torch.int32)
-        per_layer = [wx, wh, sx, sh, [f32(layer.bx) for layer in layers], [f32(layer.bh) for layer in layers],
-                     [f32(layer.peepholes) for layer in layers], self.h, self.c]
+        per_layer = [wx, wh, sx, sh, [_copy(layer.bx) for layer in layers], [_copy(layer.bh) for layer in layers],
+                     [_copy(layer.peepholes) for layer in layers], self.h, self.c]
         arrays = [_pointers(ts) for ts in per_layer]
         self._keep = (per_layer, kinds, activations, cdf, scratch, arrays)  # the C side holds their addresses
         self.struct = _Struct(len(layers), H, V, PRECISION_CODES[precision], torch.get_num_threads(),
