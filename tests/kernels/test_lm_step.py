@@ -229,3 +229,19 @@ def test_the_native_step_is_a_snapshot_of_the_weights(cell):
     step.load_state(model.rnn.initial_state(1))
     assert torch.equal(step.step(3), before)
 
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "gru-cho", "rnn"])
+@pytest.mark.parametrize("hidden", [1, 7, 33, 70])
+def test_any_width_including_the_vector_loops_tails(cell, hidden):
+    """Widths that are not multiples of the kernel's 16-unit pieces or 32-wide bf16 dot products."""
+    model = model_of(cell, embedding=3, layers=2, hidden=hidden)
+    ids = torch.randint(0, V, (6,), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full, _ = model(ids[None])
+    for precision, tolerance in (("fp32", 1e-5), ("bf16", 3e-2), ("int8", 5e-2)):
+        step = model.native_stepper(precision)
+        step.load_state(model.rnn.initial_state(1))
+        for t in range(len(ids)):
+            logits = step.step(int(ids[t]))
+            assert (logits - full[0, t]).norm() <= tolerance * full[0, t].norm() + 1e-6, (precision, t)
+

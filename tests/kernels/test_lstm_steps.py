@@ -3,6 +3,8 @@ gradient as torch's ops give them (RNNKIT_NATIVE=0) and as float64's step loop, 
 dropout; NaN passes through; other dtypes keep torch's ops."""
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnkit.cells import LayerNormLSTMCell, LSTMCell
 from rnnkit.kernels import lstm_steps, native
@@ -106,3 +108,19 @@ def test_steps_refuse_unknown_fields_and_strided_tensors():
         lstm_steps.Steps(1, 1, gates=torch.ones(1))
     with pytest.raises(ValueError, match="acts must be contiguous"):
         lstm_steps.Steps(2, 2, acts=torch.ones(4, 4).t())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(sorted(CELLS)), st.integers(1, 5), st.integers(1, 6), st.integers(1, 4), st.integers(1, 70),
+       st.data())
+def test_any_shape_and_lengths_compiled_as_torch_ops(name, B, T, F, H, data):
+    lengths = data.draw(st.lists(st.integers(1, T), min_size=B, max_size=B))
+    x = torch.randn(B, T, F, requires_grad=True)
+    state = tuple(torch.randn(B, H, requires_grad=True) for _ in range(2))
+    compiled = run(make(name, F, H), x, lengths, state)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RNNKIT_NATIVE", "0")
+        ops = run(make(name, F, H), x, lengths, state)
+    for a, b in zip(compiled, ops):
+        assert (a - b).norm() <= 1e-5 * b.norm() + 1e-6
+
