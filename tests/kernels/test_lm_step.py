@@ -245,3 +245,21 @@ def test_any_width_including_the_vector_loops_tails(cell, hidden):
             logits = step.step(int(ids[t]))
             assert (logits - full[0, t]).norm() <= tolerance * full[0, t].norm() + 1e-6, (precision, t)
 
+
+def test_int8_error_stays_within_the_rounding_bound():
+    """An identity Elman layer read out by an identity head: the logits are the gate pre-activations, so the
+    int8 product's error can be checked against its analytic bound, row by row."""
+    H = 96
+    g = torch.Generator().manual_seed(9)
+    wh, h0, table = torch.randn(H, H, generator=g), torch.randn(1, H, generator=g), torch.randn(H, H, generator=g)
+    layer = lm_step.Layer("elman", wh, activation="identity")
+    step = lm_step.NativeLMStep(lm_step.library(), table, [layer], torch.eye(H), torch.zeros(H), "int8")
+    step.load_state([h0])
+    got = step.step(5).double()
+    exact = table[5].double() + wh.double() @ h0[0].double()
+    s_w = wh.abs().amax(1).double() / 127
+    s_x = h0.abs().max().double() / 127
+    bound = h0.abs().sum().double() * s_w / 2 + wh.abs().sum(1).double() * s_x / 2 + 1e-4
+    assert ((got - exact).abs() <= bound).all()
+    assert (got - exact).abs().max() > 1e-3  # rounded for real, not a float32 product
+

@@ -17,9 +17,11 @@ layer's cell, every W (G, H), the state (H,) per layer, batch 1.
 
 Precisions of the recurrent weights: float32; bf16 (rounded to nearest even, products summed in float32; on
 CPUs with AVX-512 BF16 against the layer input rounded to bf16 too, as torch's bf16 product does); int8, one
-scale per row (w ≈ s_n q_n, s_n = max|w_n| / 127), the state kept in float32, so each gate is off by at most
-sum_k |x_k| s_n / 2, the weight half of :class:`rnnkit.kernels.packed.Int8Product`'s bound, which also rounds
-the input. The table and the output layer stay float32.
+scale per row (w ≈ s_n q_n, s_n = max|w_n| / 127). On CPUs with AVX-512 VNNI the int8 products also round
+each input vector to int8 (one scale per vector and step, s_x = max|x| / 127; sums in int32), as
+:class:`rnnkit.kernels.packed.Int8Product` does (with 7 bits there), so each gate is off by at most
+sum_k |x_k| s_n / 2 + sum_k |w_nk| s_x / 2; elsewhere the input stays float32 and only the first term
+remains. The table, the state and the output layer stay float32.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class _Struct(ctypes.Structure):  # lm_step_t in csrc/lm_step.c, field for field
     _fields_ = [("layers", ctypes.c_int32), ("hidden", ctypes.c_int32), ("vocab", ctypes.c_int32),
                 ("precision", ctypes.c_int32), ("threads", ctypes.c_int32), ("kinds", ctypes.c_void_p),
                 ("activations", ctypes.c_void_p), ("table", ctypes.c_void_p),
-                *((name, _P) for name in ("wx", "wh", "sx", "sh", "bx", "bh", "peepholes", "h", "c")),
+                *((name, _P) for name in ("wx", "wh", "sx", "sh", "qx", "qh", "bx", "bh", "peepholes", "h", "c")),
                 ("scratch", ctypes.c_void_p), ("head_weight", ctypes.c_void_p), ("head_bias", ctypes.c_void_p),
                 ("logits", ctypes.c_void_p), ("cdf", ctypes.c_void_p)]
 
@@ -124,14 +126,18 @@ class NativeLMStep:
 
         wh, sh = zip(*(quantized(layer.wh, precision) for layer in layers))
         wx, sx = zip(*((None, None) if layer.wx is None else quantized(layer.wx, precision) for layer in layers))
+        def row_sums(ws, ss):  # of the int8 weights, for the kernel's int8 products
+            return [None if s is None else w.sum(1, dtype=torch.int32) for w, s in zip(ws, ss)]
+
+        qh, qx = row_sums(wh, sh), row_sums(wx, sx)
         self.h = [torch.zeros(H) for _ in layers]
         self.c = [torch.zeros(H) if layer.kind == "lstm" else None for layer in layers]
         self.table, self.head, self.head_bias = _copy(table), _copy(head), _copy(head_bias)
-        self.logits, cdf, scratch = torch.zeros(V), torch.zeros(V), torch.zeros(8 * H)
+        self.logits, cdf, scratch = torch.zeros(V), torch.zeros(V), torch.zeros(8 * H + 4)
         kinds = torch.tensor([KINDS[layer.kind] for layer in layers], dtype=torch.int32)
         activations = torch.tensor([ACTIVATIONS[layer.activation] for layer in layers], dtype=torch.int32)
-        per_layer = [wx, wh, sx, sh, [_copy(layer.bx) for layer in layers], [_copy(layer.bh) for layer in layers],
-                     [_copy(layer.peepholes) for layer in layers], self.h, self.c]
+        per_layer = [wx, wh, sx, sh, qx, qh, *([_copy(getattr(layer, name)) for layer in layers]
+                                               for name in ("bx", "bh", "peepholes")), self.h, self.c]
         arrays = [_pointers(ts) for ts in per_layer]
         self._keep = (per_layer, kinds, activations, cdf, scratch, arrays)  # the C side holds their addresses
         self.struct = _Struct(len(layers), H, V, PRECISION_CODES[precision], torch.get_num_threads(),

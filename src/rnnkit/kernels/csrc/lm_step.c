@@ -18,10 +18,12 @@
  *
  * Weights are row-major as torch keeps them: float32, bf16 (the top half of a float32: products summed in
  * float32; with AVX-512 BF16, against the input rounded to bf16, as torch's bf16 product does), or int8 with
- * one scale per row (w_n = s_n q_n). A layer's work is split by hidden unit: a thread computes its units' gate
- * rows and updates their state, so a layer needs one barrier (two for Cho's GRU, whose candidate needs every
- * unit's reset gate first); the old state is copied before the split, so no thread reads a state another one
- * is writing.
+ * one scale per row (w_n = s_n q_n; with AVX-512 VNNI against the input quantized to int8 too, one scale per
+ * input vector and step, max|x| / 127, summed in int32).
+ *
+ * A layer's work is split by hidden unit: a thread computes its units' gate rows and updates their state, so
+ * a layer needs one barrier (two for Cho's GRU, whose candidate needs every unit's reset gate first); the old
+ * state is copied before the split, so no thread reads a state another one is writing.
  */
 #include <math.h>
 #include <stdint.h>
@@ -41,12 +43,14 @@ typedef struct {
     const void *const *wh;       /* per layer (G, H) */
     const float *const *sx;      /* per layer (G) row scales of wx when int8, else NULL */
     const float *const *sh;      /* per layer (G) row scales of wh when int8, else NULL */
+    const int32_t *const *qx;    /* per layer (G) row sums of int8 wx, else NULL */
+    const int32_t *const *qh;    /* per layer (G) row sums of int8 wh, else NULL */
     const float *const *bx;      /* per layer (G) or NULL; layer 1: NULL (in the table) */
     const float *const *bh;      /* per layer (G) or NULL */
     const float *const *peepholes;  /* per layer (3, H) or NULL */
     float *const *h;             /* per layer (H): the state, read and written */
     float *const *c;             /* per layer (H) for an LSTM, else NULL */
-    float *scratch;              /* (8H) */
+    float *scratch;              /* (8H + 4) */
     const float *head_weight;    /* (V, H) */
     const float *head_bias;      /* (V) */
     float *logits;               /* (V), written */
@@ -61,6 +65,26 @@ typedef struct {
 #define BF16_RH(m) ((uint16_t *)((m)->scratch + 3 * (m)->hidden))
 #define GATE_R(m) ((m)->scratch + 4 * (m)->hidden)
 #define GATE_Z(m) ((m)->scratch + 5 * (m)->hidden)
+#define Q_X(m) ((uint8_t *)((m)->scratch + 6 * (m)->hidden))
+#define Q_H(m) (Q_X(m) + (m)->hidden)
+#define Q_RH(m) (Q_X(m) + 2 * (m)->hidden)
+#define Q_SCALES(m) ((m)->scratch + 8 * (m)->hidden)  /* of x, h and r h */
+
+/* int8 weights against int8 inputs where the CPU has AVX-512 VNNI (64 products an instruction); elsewhere
+ * against the float32 input */
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define INT8_INPUTS 1
+#else
+#define INT8_INPUTS 0
+#endif
+
+/* one input vector of a product, in each form a precision reads: float32, bf16, int8 (stored + 128) */
+typedef struct {
+    const float *f;
+    const uint16_t *bf;
+    const uint8_t *q;
+    float scale;
+} input_t;
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -82,12 +106,13 @@ static inline uint16_t to_bf16(float f) {
 #include <immintrin.h>
 #endif
 
-/* out[g] = row j + g H of w (K columns) . x, for g < n: one row per gate of unit j. xb is x rounded to bf16
- * (read by bf16 weights on CPUs with AVX-512 BF16), scales the int8 rows' scales. */
+/* out[g] = row j + g H of w (K columns) . x, for g < n: one row per gate of unit j; scales and sums (the int8
+ * rows' scales and sums of q) start at gate 0 of w */
 static inline __attribute__((always_inline)) void rows(const lm_step_t *m, const void *w, const float *scales,
-                                                       int j, int K, int n, const float *restrict x,
-                                                       const uint16_t *restrict xb, float *out) {
+                                                       const int32_t *sums, int j, int K, int n, const input_t *in,
+                                                       float *out) {
     size_t stride = (size_t)m->hidden * K;
+    const float *restrict x = in->f;
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (m->precision == FP32) {
         const float *restrict w0 = (const float *)w + (size_t)j * K;
@@ -97,6 +122,7 @@ static inline __attribute__((always_inline)) void rows(const lm_step_t *m, const
         const uint16_t *restrict w0 = (const uint16_t *)w + (size_t)j * K;
         int k = 0;
 #ifdef __AVX512BF16__
+        const uint16_t *xb = in->bf;
         __m512 v[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         for (; k + 32 <= K; k += 32) {
             __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + k);
@@ -107,14 +133,31 @@ static inline __attribute__((always_inline)) void rows(const lm_step_t *m, const
         for (; k < K; k++)
             for (int g = 0; g < n; g++) acc[g] += from_bf16(w0[g * stride + k]) * from_bf16(xb[k]);
 #else
-        (void)xb;
         for (; k < K; k++)
             for (int g = 0; g < n; g++) acc[g] += from_bf16(w0[g * stride + k]) * x[k];
 #endif
     } else {
         const int8_t *restrict w0 = (const int8_t *)w + (size_t)j * K;
+#if INT8_INPUTS
+        const uint8_t *xq = in->q;
+        __m512i v[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+        int k = 0;
+        for (; k + 64 <= K; k += 64) {
+            __m512i xv = _mm512_loadu_si512(xq + k);
+            for (int g = 0; g < n; g++)
+                v[g] = _mm512_dpbusd_epi32(v[g], xv, _mm512_loadu_si512(w0 + g * stride + k));
+        }
+        for (int g = 0; g < n; g++) {
+            int32_t dot = _mm512_reduce_add_epi32(v[g]);
+            for (int kk = k; kk < K; kk++) dot += (int32_t)xq[kk] * w0[g * stride + kk];
+            /* sum (q_x + 128) q_w = sum q_x q_w + 128 sum q_w */
+            acc[g] = (float)(dot - 128 * sums[j + g * m->hidden]) * in->scale;
+        }
+#else
+        (void)sums;
         for (int k = 0; k < K; k++)
             for (int g = 0; g < n; g++) acc[g] += (float)w0[g * stride + k] * x[k];
+#endif
         for (int g = 0; g < n; g++) acc[g] *= scales[j + g * m->hidden];
     }
     for (int g = 0; g < n; g++) out[g] = acc[g];
@@ -136,17 +179,20 @@ static inline __attribute__((always_inline)) void input_part(const lm_step_t *m,
         return;
     }
     const float *bx = m->bx[layer], *sx = m->sx[layer];
-    rows(m, from_gate(m, m->wx[layer], g0), sx ? sx + g0 * H : NULL, j, H, n, x, BF16_X(m), out);
+    const int32_t *qx = m->qx[layer];
+    input_t in = {x, BF16_X(m), Q_X(m), Q_SCALES(m)[0]};
+    rows(m, from_gate(m, m->wx[layer], g0), sx ? sx + g0 * H : NULL, qx ? qx + g0 * H : NULL, j, H, n, &in, out);
     if (bx)
         for (int g = 0; g < n; g++) out[g] += bx[(g0 + g) * H + j];
 }
 
-/* out[g] = W_h v + b_h for gate g (g0 <= g < g0 + n) of unit j, v the old state (or Cho's r h), vb in bf16 */
-static inline __attribute__((always_inline)) void hidden_part(const lm_step_t *m, int layer, const float *v,
-                                                              const uint16_t *vb, int j, int g0, int n, float *out) {
+/* out[g] = W_h v + b_h for gate g (g0 <= g < g0 + n) of unit j, v the old state (or Cho's r h) */
+static inline __attribute__((always_inline)) void hidden_part(const lm_step_t *m, int layer, const input_t *v,
+                                                              int j, int g0, int n, float *out) {
     int H = m->hidden;
     const float *bh = m->bh[layer], *sh = m->sh[layer];
-    rows(m, from_gate(m, m->wh[layer], g0), sh ? sh + g0 * H : NULL, j, H, n, v, vb, out);
+    const int32_t *qh = m->qh[layer];
+    rows(m, from_gate(m, m->wh[layer], g0), sh ? sh + g0 * H : NULL, qh ? qh + g0 * H : NULL, j, H, n, v, out);
     if (bh)
         for (int g = 0; g < n; g++) out[g] += bh[(g0 + g) * H + j];
 }
@@ -164,12 +210,13 @@ static inline float activation(int phi, float a) {
 static void units(const lm_step_t *m, int layer, int64_t token, int phase, int lo, int hi) {
     int H = m->hidden, kind = m->kinds[layer];
     const float *x = layer > 0 ? m->h[layer - 1] : NULL, *old = OLD_H(m);
+    input_t in_h = {old, BF16_H(m), Q_H(m), Q_SCALES(m)[1]}, in_rh = {RH(m), BF16_RH(m), Q_RH(m), Q_SCALES(m)[2]};
     float *h = m->h[layer];
     for (int j = lo; j < hi; j++) {
         float ax[4], ah[4];
         if (kind == LSTM) {
             input_part(m, layer, x, token, j, 0, 4, ax);
-            hidden_part(m, layer, old, BF16_H(m), j, 0, 4, ah);
+            hidden_part(m, layer, &in_h, j, 0, 4, ah);
             float *c = m->c[layer], c_prev = c[j];
             const float *p = m->peepholes[layer];
             float a_i = ax[0] + ah[0] + (p ? p[j] * c_prev : 0.0f);
@@ -180,25 +227,25 @@ static void units(const lm_step_t *m, int layer, int64_t token, int phase, int l
             h[j] = sigmoid(a_o) * tanhf(c_new);
         } else if (kind == GRU_AFTER) {
             input_part(m, layer, x, token, j, 0, 3, ax);
-            hidden_part(m, layer, old, BF16_H(m), j, 0, 3, ah);
+            hidden_part(m, layer, &in_h, j, 0, 3, ah);
             float r = sigmoid(ax[0] + ah[0]), z = sigmoid(ax[1] + ah[1]);
             float g = tanhf(ax[2] + r * ah[2]);
             h[j] = g + z * (old[j] - g);
         } else if (kind == GRU_BEFORE && phase == 1) {
             input_part(m, layer, x, token, j, 0, 2, ax);
-            hidden_part(m, layer, old, BF16_H(m), j, 0, 2, ah);
+            hidden_part(m, layer, &in_h, j, 0, 2, ah);
             float r = sigmoid(ax[0] + ah[0]);
             GATE_R(m)[j] = r;
             GATE_Z(m)[j] = sigmoid(ax[1] + ah[1]);
             RH(m)[j] = r * old[j];
         } else if (kind == GRU_BEFORE) {
             input_part(m, layer, x, token, j, 2, 1, ax);
-            hidden_part(m, layer, RH(m), BF16_RH(m), j, 2, 1, ah);
+            hidden_part(m, layer, &in_rh, j, 2, 1, ah);
             float g = tanhf(ax[0] + ah[0]);
             h[j] = g + GATE_Z(m)[j] * (old[j] - g);
         } else {
             input_part(m, layer, x, token, j, 0, 1, ax);
-            hidden_part(m, layer, old, BF16_H(m), j, 0, 1, ah);
+            hidden_part(m, layer, &in_h, j, 0, 1, ah);
             h[j] = activation(m->activations[layer], ax[0] + ah[0]);
         }
     }
@@ -206,6 +253,25 @@ static void units(const lm_step_t *m, int layer, int64_t token, int phase, int l
 
 static void round_to_bf16(const float *v, uint16_t *out, int n) {
     for (int k = 0; k < n; k++) out[k] = to_bf16(v[k]);
+}
+
+/* v (n) as int8 with one scale, max|v| / 127, stored + 128 (the unsigned operand of VNNI's products) */
+static void quantize(const float *v, uint8_t *out, float *scale, int n) {
+    float top = 0.0f;
+    for (int k = 0; k < n; k++) top = fabsf(v[k]) > top ? fabsf(v[k]) : top;
+    float s = top > 0.0f ? top / 127.0f : 1.0f;
+    for (int k = 0; k < n; k++) {
+        float q = nearbyintf(v[k] / s);
+        q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+        out[k] = (uint8_t)((int)q + 128);
+    }
+    *scale = s;
+}
+
+/* the forms of a layer's inputs its precision reads: bf16 copies, or int8 ones */
+static void prepare(const lm_step_t *m, const float *v, uint16_t *bf, uint8_t *q, float *scale, int n) {
+    if (m->precision == BF16) round_to_bf16(v, bf, n);
+    if (m->precision == INT8 && INT8_INPUTS) quantize(v, q, scale, n);
 }
 
 /* The layers and the output layer for one token: the state moves one step, logits are written. */
@@ -217,19 +283,15 @@ static void step(const lm_step_t *m, int64_t token) {
             #pragma omp single
             {
                 memcpy(OLD_H(m), m->h[layer], (size_t)H * sizeof(float));
-                if (m->precision == BF16) {
-                    if (layer > 0) round_to_bf16(m->h[layer - 1], BF16_X(m), H);
-                    round_to_bf16(OLD_H(m), BF16_H(m), H);
-                }
+                if (layer > 0) prepare(m, m->h[layer - 1], BF16_X(m), Q_X(m), &Q_SCALES(m)[0], H);
+                prepare(m, OLD_H(m), BF16_H(m), Q_H(m), &Q_SCALES(m)[1], H);
             }  /* a barrier: every thread sees the copies */
             #pragma omp for schedule(static)
             for (int lo = 0; lo < H; lo += UNITS)
                 units(m, layer, token, 1, lo, lo + UNITS < H ? lo + UNITS : H);
             if (m->kinds[layer] == GRU_BEFORE) {  /* the candidate needs every unit's r h */
                 #pragma omp single
-                {
-                    if (m->precision == BF16) round_to_bf16(RH(m), BF16_RH(m), H);
-                }
+                prepare(m, RH(m), BF16_RH(m), Q_RH(m), &Q_SCALES(m)[2], H);
                 #pragma omp for schedule(static)
                 for (int lo = 0; lo < H; lo += UNITS)
                     units(m, layer, token, 2, lo, lo + UNITS < H ? lo + UNITS : H);
