@@ -22,8 +22,8 @@ stay float32. Shapes: ids or x_t (B,) / (B, F) -> y_t (B, H);
 the state is ``RNN.step``'s list of per-layer states, so the two are interchangeable.
 
 For an LSTM, GRU or Elman language model at batch 1, :func:`native_step` goes further: the same arithmetic,
-the output layer and the draw of the next token as one compiled call (:mod:`rnnkit.kernels.lm_step`), 63 µs
-per character at 1x512 and 163 at 2x512 in float32 against 196 and 473 here (``bench_charlm.py latency``,
+the output layer and the draw of the next token as one compiled call (:mod:`rnnkit.kernels.lm_step`), 72 µs
+per character at 1x512 and 143 at 2x512 in float32 against 206 and 390 here (``bench_charlm.py latency``,
 2 threads, one run); ``generate`` uses it where it applies.
 
 A stepper is a snapshot: it copies the weights when it is made, for inference (no autograd, no dropout).
