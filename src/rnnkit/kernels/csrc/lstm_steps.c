@@ -170,18 +170,20 @@ static inline void layer_norm(const float *v, int n, const float *gamma, const f
     *rstd_out = rstd;
 }
 
-/* dv = rstd (γ dy - mean(γ dy) - v̂ mean(γ dy v̂)) for a row of n */
+/* dv = rstd (γ dy - mean(γ dy) - v̂ mean(γ dy v̂)) for a row of n (dv must not be dy). γ dy is stored in dv
+ * first and read back, rounded once: were it computed twice, a fused multiply-add in one place and not the
+ * other would leave γ dy - mean(γ dy) a rounding error instead of 0 where it is 0 (n = 1), times rstd. */
 static inline void layer_norm_backward(const float *dy, const float *v, int n, const float *gamma, float mean,
                                        float rstd, float *dv) {
     float m1 = 0.0f, m2 = 0.0f;
     for (int k = 0; k < n; k++) {
-        float gdy = gamma[k] * dy[k];
-        m1 += gdy;
-        m2 += gdy * (v[k] - mean) * rstd;
+        dv[k] = gamma[k] * dy[k];
+        m1 += dv[k];
+        m2 += dv[k] * ((v[k] - mean) * rstd);
     }
     m1 /= n;
     m2 /= n;
-    for (int k = 0; k < n; k++) dv[k] = rstd * (gamma[k] * dy[k] - m1 - (v[k] - mean) * rstd * m2);
+    for (int k = 0; k < n; k++) dv[k] = rstd * (dv[k] - m1 - (v[k] - mean) * rstd * m2);
 }
 
 void rk_ln_lstm_forward(const lstm_steps_t *s, int t) {
