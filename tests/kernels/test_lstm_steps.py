@@ -114,9 +114,11 @@ def test_steps_refuse_unknown_fields_and_strided_tensors():
 @given(st.sampled_from(sorted(CELLS)), st.integers(1, 5), st.integers(1, 6), st.integers(1, 4), st.integers(1, 70),
        st.data())
 def test_any_shape_and_lengths_compiled_as_torch_ops(name, B, T, F, H, data):
-    """Against float64, the compiled steps are as close as torch's float32 ops. For the layer-norm LSTM, F and H
-    start at 2: LN(W_x x) does not change with the scale of x, so with F = 1 its ∂L/∂x is 0 but for rounding,
-    and a layer norm over H = 1 unit ignores its γ (∂L/∂γ_c = 0): two float32 paths round a 0 differently."""
+    """Against float64, the compiled steps are within float32 rounding as torch's float32 ops are: 1e-5 of each
+    tensor, or within 10x torch's own error where the problem amplifies rounding (a layer norm over a few units
+    of nearly equal values has a large 1/std; the two paths round differently there, a wrong formula would be
+    off by far more). For the layer-norm LSTM, F and H start at 2: LN(W_x x) does not change with the scale of
+    x, so with F = 1 its ∂L/∂x is 0 but for rounding, and a layer norm over H = 1 unit ignores its γ."""
     if name == "layer-norm-lstm":
         F, H = max(F, 2), max(H, 2)
     lengths = data.draw(st.lists(st.integers(1, T), min_size=B, max_size=B))
@@ -129,7 +131,7 @@ def test_any_shape_and_lengths_compiled_as_torch_ops(name, B, T, F, H, data):
         patch.setenv("RNNKIT_NATIVE", "0")
         ops = run(make(name, F, H), x32, lengths, state32)
     for a, b, c in zip(compiled, ops, exact):
-        assert (a.double() - c).norm() <= 1e-5 * c.norm() + 2 * (b.double() - c).norm() + 1e-7
+        assert (a.double() - c).norm() <= 1e-5 * c.norm() + 10 * (b.double() - c).norm() + 1e-7
 
 
 def test_a_layer_norm_over_one_unit_adds_no_rounding_noise_to_the_cell_gradient():
