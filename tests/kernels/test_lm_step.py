@@ -109,15 +109,13 @@ def test_a_token_of_probability_zero_is_never_drawn():
     assert draws == {0, 2}
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "gru-cho", "rnn"])
+@pytest.mark.parametrize("cell, precision", [("lstm", "fp32"), ("gru", "fp32"), ("gru-cho", "fp32"), ("rnn", "fp32"),
+                                              ("lstm", "bf16"), ("rnn", "bf16")])  # torch's ops have no bf16 GRU step
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_generate_gives_the_torch_paths_text(cell, temperature, precision, monkeypatch):
-    """The same text as torch's ops from the same seed. (int8 is not compared: torch's int8 product also rounds
-    the input, so the two are close, not equal; the closeness test above covers it.)"""
+    """The same text as torch's ops from the same seed. (int8 is not compared: the two paths round the input
+    differently, so they are close, not equal; the closeness and bound tests cover it.)"""
     model = model_of(cell, hidden=32)
-    if precision == "bf16" and cell.startswith("gru"):
-        pytest.skip("torch's stepper has no bf16 GRU to compare with")
     prime = torch.tensor([1, 2, 3])
     fast = list(generate(model, prime, 120, temperature=temperature, generator=torch.Generator().manual_seed(5),
                          precision=precision))
