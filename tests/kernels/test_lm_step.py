@@ -261,3 +261,60 @@ def test_int8_error_stays_within_the_rounding_bound():
     assert ((got - exact).abs() <= bound).all()
     assert (got - exact).abs().max() > 1e-3  # rounded for real, not a float32 product
 
+
+@pytest.fixture(scope="module")
+def portable():
+    """lm_step built without AVX-512 VNNI and BF16: the paths a CPU without them runs (int8 with float inputs,
+    bf16 widened to float32)."""
+    lib, why = native._build("lm_step", ("-mno-avx512vnni", "-mno-avx512bf16"))
+    if lib is None:
+        pytest.skip(f"the portable build failed: {why}")
+    return lm_step.bind(lib)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru-cho"])
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_the_portable_paths_stay_close(cell, precision, portable, monkeypatch):
+    model = model_of(cell, hidden=70)  # 70: tails of every vector loop
+    exact = model.native_stepper()
+    monkeypatch.setattr(lm_step, "library", lambda: portable)
+    low = model.native_stepper(precision)
+    assert low.lib is portable
+    for step in (exact, low):
+        step.load_state(model.rnn.initial_state(1))
+    for token in [1, 4, 9, 2, 7]:
+        a, b = exact.step(token).clone(), low.step(token)
+        assert (a - b).abs().max() < 0.05 * a.abs().max()
+        assert not torch.equal(a, b)
+
+
+def test_portable_int8_rounds_only_the_weights(portable):
+    """Without VNNI the input stays float32: the result is the product with the dequantized weights, to float32
+    rounding (with VNNI, where the input is rounded to int8 too, it is not)."""
+    H = 96
+    g = torch.Generator().manual_seed(9)
+    wh, h0, table = torch.randn(H, H, generator=g), torch.randn(1, H, generator=g), torch.randn(H, H, generator=g)
+    q, scales = lm_step.quantized(wh, "int8")
+    weight_only = table[5].double() + (q.double() * scales.double()[:, None]) @ h0[0].double()
+    layers = [lm_step.Layer("elman", wh, activation="identity")]
+    for lib, rounds_input in ((portable, False), (lm_step.library(), "avx512_vnni" in native._cpu_flags())):
+        step = lm_step.NativeLMStep(lib, table, layers, torch.eye(H), torch.zeros(H), "int8")
+        step.load_state([h0])
+        error = (step.step(5).double() - weight_only).abs().max()
+        assert error > 1e-3 if rounds_input else error < 1e-4
+
+
+def test_a_build_without_openmp_runs_on_one_thread_to_the_same_numbers(monkeypatch):
+    """What a compiler without OpenMP (Apple's clang) builds: the pragmas ignored, the same arithmetic."""
+    lib, why = native._build("lm_step", ("-fno-openmp",))
+    assert lib is not None, why
+    model = model_of("gru-cho", hidden=40)
+    steps = [model.native_stepper()]
+    monkeypatch.setattr(lm_step, "library", lambda: lm_step.bind(lib))
+    steps.append(model.native_stepper())
+    out = []
+    for step in steps:
+        step.load_state(model.rnn.initial_state(1))
+        out.append(torch.stack([step.step(t).clone() for t in (1, 5, 7, 2)]))
+    assert torch.equal(out[0], out[1])
+

@@ -67,7 +67,12 @@ class Layer:
 
 
 def library() -> ctypes.CDLL | None:
-    lib = native.library("lm_step")
+    """The compiled ``csrc/lm_step.c`` (:func:`rnnkit.kernels.native.library`), bound, or None."""
+    return bind(native.library("lm_step"))
+
+
+def bind(lib: ctypes.CDLL | None) -> ctypes.CDLL | None:
+    """Declare the argument and result types of a loaded ``lm_step`` library's functions (once)."""
     if lib is not None and lib.rk_lm_sample.restype is not ctypes.c_int64:
         lib.rk_lm_sample.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_float]
         lib.rk_lm_sample.restype = ctypes.c_int64

@@ -53,7 +53,9 @@ def _cpu_flags() -> str:
         return platform.processor()
 
 
-def _build(name: str) -> tuple[ctypes.CDLL | None, str | None]:
+def _build(name: str, extra_flags: tuple[str, ...] = ()) -> tuple[ctypes.CDLL | None, str | None]:
+    """Compile (or find in the cache) and load ``csrc/<name>.c``; ``extra_flags`` go after FLAGS (the tests
+    build the portable paths with ``-mno-avx512vnni -mno-avx512bf16``)."""
     cc = _compiler()
     if cc is None:
         return None, "no C compiler (cc, gcc or clang) on the PATH; set CC to use one elsewhere"
@@ -64,7 +66,7 @@ def _build(name: str) -> tuple[ctypes.CDLL | None, str | None]:
         return None, f"the C compiler {cc!r} does not run: {e}"
     errors = []
     for openmp in (["-fopenmp"], []):  # without OpenMP (e.g. Apple's clang) the kernels run on one thread
-        flags = [*FLAGS, *openmp]
+        flags = [*FLAGS, *openmp, *extra_flags]
         key = hashlib.sha256("\0".join([source.read_text(), cc, version, *flags, _cpu_flags()]).encode())
         target = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
         if not target.exists():
