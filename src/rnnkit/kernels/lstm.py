@@ -26,7 +26,9 @@ and after the loop :math:`\partial L/\partial W_h = \sum_t \delta a_t^\top h_{t-
 c_{t-1}`, :math:`\partial L/\partial p_o = \sum_{t,b} \delta a^o_t \odot c_t` summed over the steps into a (B, ·)
 accumulator (one multiply-add a step) and over the batch once at the end. Both passes multiply by W_h through
 :class:`rnnkit.kernels.packed.StepProduct` and keep their (T, B, ·) buffers in :mod:`rnnkit.kernels.workspace`;
-a step's views (gates, states) are made once, by ``unbind``, before the loop.
+a step's views (gates, states) are made once, by ``unbind``, before the loop. In float32 on the CPU, each step's
+pointwise work (all of the above but the products), forward and backward, is one compiled call instead
+(:mod:`rnnkit.kernels.lstm_steps`, the same equations; torch's ops where it cannot be built).
 """
 from __future__ import annotations
 
