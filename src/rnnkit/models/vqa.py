@@ -5,7 +5,7 @@ answer module are DMN+'s own (``rnnkit.models.dmn``).
 ::
 
     image (B, 3, S, S) ──ConvEncoder──> (B, C, h, w) ──snake order──> (B, L = h·w, C)
-        ──tanh(W f + b)──> (B, L, H) ──input fusion bi-GRU (directions summed)──> facts s_1..s_L (B, L, H)
+        ──LayerNorm over C, then tanh(W f + b)──> (B, L, H) ──input fusion bi-GRU (directions summed)──> facts s_1..s_L (B, L, H)
     question (B, Q) ids ──embedding──> GRU ──> q (B, H)
     EpisodicMemory (T passes of softmax-gated attention-GRU, untied ReLU updates) ──> m^T (B, H)
     answer: softmax(W^{(a)} [m^T; q]) over the answer words (B, V_a)
@@ -43,6 +43,7 @@ class VQAConfig:
     hidden: int = 64  # H: facts, question, memory
     passes: int = 3  # T
     dropout: float = 0.1
+    feature_norm: bool = True  # layer-normalise each region's CNN features before the tanh projection
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -100,6 +101,10 @@ class VisualDMN(nn.Module):
         self.config = c = config
         H = c.hidden
         self.encoder = ConvEncoder(c.image_size, c.channels, c.pools)
+        # ReLU features grow without bound in training (mean |f| ≈ 9 after 10 minutes): the tanh layer then saturates
+        # (|W f + b| ≈ 17), every image gives the same facts and no gradient reaches the CNN; normalised, they stay
+        # in tanh's range
+        self.norm = nn.LayerNorm(self.encoder.out_channels) if c.feature_norm else nn.Identity()
         self.project = nn.Linear(self.encoder.out_channels, H)  # Xiong et al.: a tanh layer to the question's space
         self.fusion = Bidirectional(GRUCell(H, H, reset_after=True), GRUCell(H, H, reset_after=True), merge="sum")
         self.embedding = nn.Embedding(c.vocab_size, H, padding_idx=c.pad_id)
@@ -110,7 +115,7 @@ class VisualDMN(nn.Module):
 
     def facts(self, images: Tensor) -> Tensor:
         """Input module: images -> facts (B, L, H) in snake order."""
-        f = torch.tanh(self.project(snake(self.encoder(images))))  # (B, L, H)
+        f = torch.tanh(self.project(self.norm(snake(self.encoder(images)))))  # (B, L, H)
         f, _ = self.fusion(f)  # forward + backward along the snake
         return self.drop(f)
 

@@ -167,7 +167,7 @@ def load(run_dir, *, best: bool = True, device="cpu") -> tuple[VisualDMN, Vocab,
     """(model, question vocabulary, config) of a trained vqa run; no code is unpickled."""
     run_dir, config = checkpoint.read_run_config(run_dir, ("vqa",),
                                                  need=("config.json", "vocab.json", "model.safetensors"))
-    model = VisualDMN(VQAConfig(**config["model"]))
+    model = VisualDMN(VQAConfig(**{"feature_norm": False, **config["model"]}))  # runs from before the norm had none
     checkpoint.load_run_weights(run_dir, model, best=best)
     vocab = Vocab.from_json(checkpoint.read_json(run_dir / "vocab.json"))
     if len(vocab) != model.config.vocab_size:
