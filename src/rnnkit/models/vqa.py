@@ -5,7 +5,8 @@ answer module are DMN+'s own (``rnnkit.models.dmn``).
 ::
 
     image (B, 3, S, S) ──ConvEncoder──> (B, C, h, w) ──snake order──> (B, L = h·w, C)
-        ──LayerNorm over C, then tanh(W f + b)──> (B, L, H) ──input fusion bi-GRU (directions summed)──> facts s_1..s_L (B, L, H)
+        ──LayerNorm over C, then tanh(W f + b)──> (B, L, H)
+        ──input fusion bi-GRU (directions summed)──> facts s_1..s_L (B, L, H)
     question (B, Q) ids ──embedding──> GRU ──> q (B, H)
     EpisodicMemory (T passes of softmax-gated attention-GRU, untied ReLU updates) ──> m^T (B, H)
     answer: softmax(W^{(a)} [m^T; q]) over the answer words (B, V_a)
