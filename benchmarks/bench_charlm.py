@@ -13,7 +13,9 @@
            Bai et al. (2018)'s published 1.36 / 1.37 / 1.48.
 
     python benchmarks/bench_charlm.py speed
-    python benchmarks/bench_charlm.py latency
+    python benchmarks/bench_charlm.py latency                      # 2x512 LSTM: compiled step vs torch's ops
+    python benchmarks/bench_charlm.py latency --layers 1 --cell gru  # 1x512 GRU
+    python benchmarks/bench_charlm.py latency --run RUN             # a trained run, with its stepped loss
     python benchmarks/bench_charlm.py quality --minutes 15 --cells lstm gru
     python benchmarks/bench_charlm.py quality --minutes 15 --seeds 0 1 2 3     # four runs and their ensemble
     python benchmarks/bench_charlm.py ptb --minutes 6 --cells lstm:512:500 gru:592:500 rnn:1024:700
