@@ -126,12 +126,13 @@ def test_generate_gives_the_torch_paths_text(cell, temperature, precision, monke
     assert fast == torch_ops
 
 
-def test_generate_stops_after_eos_and_draws_as_many_uniforms():
+def test_generate_stops_after_eos_and_draws_as_many_uniforms(monkeypatch):
     model = model_of(hidden=32)
     g_native, g_torch = torch.Generator().manual_seed(6), torch.Generator().manual_seed(6)
     tokens = list(generate(model, torch.tensor([1]), 200, eos_id=4, generator=g_native))
     assert tokens[-1] == 4 and 4 not in tokens[:-1]
-    reference = list(generate(model, torch.tensor([1]), 200, eos_id=4, top_p=1.0, generator=g_torch))  # torch ops
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    reference = list(generate(model, torch.tensor([1]), 200, eos_id=4, generator=g_torch))  # torch's ops
     assert tokens == reference
     assert torch.equal(g_native.get_state(), g_torch.get_state())  # the generator is left where torch's leaves it
     assert list(generate(model, torch.tensor([1]), 0)) == []
@@ -317,4 +318,34 @@ def test_a_build_without_openmp_runs_on_one_thread_to_the_same_numbers(monkeypat
         step.load_state(model.rnn.initial_state(1))
         out.append(torch.stack([step.step(t).clone() for t in (1, 5, 7, 2)]))
     assert torch.equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("top_k, top_p", [(1, None), (3, None), (10, None), (None, 0.3), (None, 0.9), (5, 0.8),
+                                          (40, None), (None, 1.0)])
+def test_top_k_and_top_p_draw_as_next_token_does(top_k, top_p):
+    logits = torch.randn(40, generator=torch.Generator().manual_seed(11)) * 2
+    for seed in range(300):
+        u = torch.rand(1, generator=torch.Generator().manual_seed(seed)).item()  # the uniform next_token draws
+        expected = next_token(logits[None], temperature=0.7, top_k=top_k, top_p=top_p,
+                              generator=torch.Generator().manual_seed(seed))
+        assert lm_step.draw(logits, 0.7, u, top_k, top_p) == int(expected)
+
+
+def test_top_k_keeps_ties_at_the_kth_value_and_top_p_keeps_the_first():
+    logits = torch.tensor([2.0, 1.0, 1.0, 0.0])
+    draws = {lm_step.draw(logits, 1.0, u, top_k=2) for u in torch.linspace(0, 0.999, 200).tolist()}
+    assert draws == {0, 1, 2}  # the 2nd largest value, 1.0, is shared: both are kept, as torch's masking does
+    assert {lm_step.draw(logits, 1.0, u, top_p=0.01) for u in torch.linspace(0, 0.999, 50).tolist()} == {0}
+    with pytest.raises(ValueError, match="expected top_k >= 1 and top_p in"):
+        lm_step.draw(logits, 1.0, 0.5, top_k=0)
+
+
+@pytest.mark.parametrize("top_k, top_p", [(5, None), (None, 0.8), (4, 0.9)])
+def test_generate_with_top_k_top_p_gives_the_torch_paths_text(top_k, top_p, monkeypatch):
+    model = model_of("gru", hidden=32)
+    kwargs = dict(temperature=0.9, top_k=top_k, top_p=top_p)
+    fast = list(generate(model, torch.tensor([1, 2]), 150, generator=torch.Generator().manual_seed(2), **kwargs))
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")
+    assert fast == list(generate(model, torch.tensor([1, 2]), 150, generator=torch.Generator().manual_seed(2),
+                                 **kwargs))
 

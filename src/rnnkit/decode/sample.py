@@ -53,17 +53,17 @@ def generate(model, prime: Tensor, length: int, *, temperature: float = 1.0, top
     re-encoding of the prefix): ``model.stepper()`` where the model has one (weights prepared once), else
     ``model.step``. Stops early after yielding ``eos_id``. ``precision="bf16"`` or ``"int8"``: the stepper's
     recurrent products with bf16 or int8 weights (``LanguageModel.stepper``). The stepper is made by this call, from the
-    weights as they are now. An LSTM, GRU or Elman language model on the CPU, sampled without top_k or top_p,
-    steps through ``model.native_stepper()`` instead (one compiled call a token: step, output layer and draw)
+    weights as they are now. An LSTM, GRU or Elman language model on the CPU steps through
+    ``model.native_stepper()`` instead (one compiled call a token: step, output layer and draw, top_k and top_p too)
     where the C kernel builds: the same uniforms from ``generator``, so the same text as torch's ops but for a
     draw that lands within rounding of a boundary.
     """
     check_generation(prime, length, temperature, top_k, top_p)  # now, not at the first next()
-    if top_k is None and top_p is None and hasattr(model, "native_stepper"):
+    if hasattr(model, "native_stepper"):
         with eval_mode(model):
             native = model.native_stepper(precision)
         if native is not None:
-            return _sampled_native(model, native, prime, length, temperature, eos_id, generator)
+            return _sampled_native(model, native, prime, length, temperature, top_k, top_p, eos_id, generator)
     step = stepper(model, precision)
     return (int(token) for token in _sampled(model, step, prime, 1, length, temperature, top_k, top_p, eos_id,
                                              generator))
@@ -129,17 +129,17 @@ def _sampled(model, step, prime, rows, length, temperature, top_k, top_p, eos_id
 
 
 @torch.no_grad()
-def _sampled_native(model, native, prime, length, temperature, eos_id, generator):
+def _sampled_native(model, native, prime, length, temperature, top_k, top_p, eos_id, generator):
     """``_sampled`` for one row through a :class:`rnnkit.kernels.lm_step.NativeLMStep`: the prime read by the
     model's forward call, its last logits drawn from by ``next_token``, then one native call a token, each with
     the uniform ``next_token`` would have drawn (none when greedy)."""
     with eval_mode(model):
         logits, state = model(prime.expand(1, -1))  # (1, T0, V)
     native.load_state(state)
-    token = int(next_token(logits[:, -1], temperature=temperature, generator=generator))
+    token = int(next_token(logits[:, -1], temperature=temperature, top_k=top_k, top_p=top_p, generator=generator))
     for i in range(length):
         yield token
         if token == eos_id or i == length - 1:
             return
         u = torch.rand(1, generator=generator).item() if temperature > 0 else 0.0
-        token = native.sample(token, temperature, u)
+        token = native.sample(token, temperature, u, top_k, top_p)

@@ -43,7 +43,7 @@ class _Struct(ctypes.Structure):  # lm_step_t in csrc/lm_step.c, field for field
                 ("activations", ctypes.c_void_p), ("table", ctypes.c_void_p),
                 *((name, _P) for name in ("wx", "wh", "sx", "sh", "qx", "qh", "bx", "bh", "peepholes", "h", "c")),
                 ("scratch", ctypes.c_void_p), ("head_weight", ctypes.c_void_p), ("head_bias", ctypes.c_void_p),
-                ("logits", ctypes.c_void_p), ("cdf", ctypes.c_void_p)]
+                ("logits", ctypes.c_void_p), ("cdf", ctypes.c_void_p), ("ranked", ctypes.c_void_p)]
 
 
 KINDS = {"lstm": 0, "gru": 1, "gru-cho": 2, "elman": 3}  # gru: reset after the product (torch's); gru-cho: before
@@ -74,11 +74,12 @@ def library() -> ctypes.CDLL | None:
 def bind(lib: ctypes.CDLL | None) -> ctypes.CDLL | None:
     """Declare the argument and result types of a loaded ``lm_step`` library's functions (once)."""
     if lib is not None and lib.rk_lm_sample.restype is not ctypes.c_int64:
-        lib.rk_lm_sample.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_float]
+        f, i32, p = ctypes.c_float, ctypes.c_int32, ctypes.c_void_p
+        lib.rk_lm_sample.argtypes = [p, ctypes.c_int64, f, f, i32, f]
         lib.rk_lm_sample.restype = ctypes.c_int64
-        lib.rk_lm_step.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+        lib.rk_lm_step.argtypes = [p, ctypes.c_int64]
         lib.rk_lm_step.restype = None
-        lib.rk_draw.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_float, ctypes.c_float]
+        lib.rk_draw.argtypes = [p, p, p, i32, f, f, i32, f]
         lib.rk_draw.restype = ctypes.c_int64
     return lib
 
@@ -139,16 +140,17 @@ class NativeLMStep:
         self.c = [torch.zeros(H) if layer.kind == "lstm" else None for layer in layers]
         self.table, self.head, self.head_bias = _copy(table), _copy(head), _copy(head_bias)
         self.logits, cdf, scratch = torch.zeros(V), torch.zeros(V), torch.zeros(8 * H + 4)
+        ranked = torch.zeros(V, 2, dtype=torch.int32)  # (value, index) pairs for top-k and top-p
         kinds = torch.tensor([KINDS[layer.kind] for layer in layers], dtype=torch.int32)
         activations = torch.tensor([ACTIVATIONS[layer.activation] for layer in layers], dtype=torch.int32)
         per_layer = [wx, wh, sx, sh, qx, qh, *([_copy(getattr(layer, name)) for layer in layers]
                                                for name in ("bx", "bh", "peepholes")), self.h, self.c]
         arrays = [_pointers(ts) for ts in per_layer]
-        self._keep = (per_layer, kinds, activations, cdf, scratch, arrays)  # the C side holds their addresses
+        self._keep = (per_layer, kinds, activations, cdf, ranked, scratch, arrays)  # the C side holds their addresses
         self.struct = _Struct(len(layers), H, V, PRECISION_CODES[precision], torch.get_num_threads(),
                               kinds.data_ptr(), activations.data_ptr(), self.table.data_ptr(), *arrays,
                               scratch.data_ptr(), self.head.data_ptr(), self.head_bias.data_ptr(),
-                              self.logits.data_ptr(), cdf.data_ptr())
+                              self.logits.data_ptr(), cdf.data_ptr(), ranked.data_ptr())
         self._address = ctypes.addressof(self.struct)
 
     def load_state(self, state: list) -> None:
@@ -171,12 +173,14 @@ class NativeLMStep:
         """The kernel's state as ``RNN.step``'s list: (h, c) for an LSTM layer, h otherwise, each (1, H), copies."""
         return [h.clone()[None] if c is None else (h.clone()[None], c.clone()[None]) for h, c in zip(self.h, self.c)]
 
-    def sample(self, token: int, temperature: float, u: float) -> int:
-        """Step from ``token`` and draw the next id (``temperature`` 0: the largest logit, u unused)."""
+    def sample(self, token: int, temperature: float, u: float, top_k: int | None = None,
+               top_p: float | None = None) -> int:
+        """Step from ``token`` and draw the next id as :func:`rnnkit.decode.sample.next_token` does, with the
+        uniform u (``temperature`` 0: the largest logit, u unused)."""
         if not (0 <= token < self.vocab and temperature >= 0 and 0 <= u < 1):  # the C side reads table[token]
             raise ValueError(f"NativeLMStep.sample: expected a token in [0, {self.vocab}), temperature >= 0 and "
                              f"u in [0, 1), got {token}, {temperature}, {u}")
-        return self.lib.rk_lm_sample(self._address, token, temperature, u)
+        return self.lib.rk_lm_sample(self._address, token, temperature, u, *_filters(top_k, top_p))
 
     def step(self, token: int) -> Tensor:
         """Step from ``token``; the logits (V,), a view the next call overwrites."""
@@ -186,11 +190,19 @@ class NativeLMStep:
         return self.logits
 
 
-def draw(logits: Tensor, temperature: float, u: float) -> int:
+def _filters(top_k: int | None, top_p: float | None) -> tuple[int, float]:
+    """top_k and top_p as the kernel takes them: 0 and 1.0 mean off; checked as ``next_token`` checks them."""
+    if (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):
+        raise ValueError(f"NativeLMStep: expected top_k >= 1 and top_p in (0, 1], got {top_k}, {top_p}")
+    return (0 if top_k is None else top_k), (1.0 if top_p is None else top_p)
+
+
+def draw(logits: Tensor, temperature: float, u: float, top_k: int | None = None, top_p: float | None = None) -> int:
     """The kernel's draw from logits (V,) float32 alone (what ``NativeLMStep.sample`` does after its step)."""
     lib = library()
     if lib is None:
         raise RuntimeError(f"the native kernels are unavailable: {native.unavailable('lm_step')}")
     logits = logits.detach().float().contiguous()
-    scratch = torch.empty_like(logits)  # held here: the kernel writes into it
-    return lib.rk_draw(logits.data_ptr(), scratch.data_ptr(), logits.numel(), temperature, u)
+    z, ranked = torch.empty_like(logits), torch.empty(logits.numel(), 2, dtype=torch.int32)  # the kernel's scratch
+    return lib.rk_draw(logits.data_ptr(), z.data_ptr(), ranked.data_ptr(), logits.numel(), temperature, u,
+                       *_filters(top_k, top_p))

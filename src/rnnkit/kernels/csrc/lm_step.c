@@ -27,6 +27,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { FP32 = 0, BF16 = 1, INT8 = 2 };
@@ -55,6 +56,7 @@ typedef struct {
     const float *head_bias;      /* (V) */
     float *logits;               /* (V), written */
     float *cdf;                  /* scratch (V) */
+    void *ranked;                /* scratch (V) of (float, int32) pairs, for top-k and top-p */
 } lm_step_t;
 
 /* where the scratch keeps what a layer's threads share: the old state, bf16 copies, Cho's r h, r and z */
@@ -308,26 +310,68 @@ static void step(const lm_step_t *m, int64_t token) {
     }
 }
 
-/* next_token's draw from one row of logits (V); cdf is scratch (V) */
-int64_t rk_draw(const float *logits, float *cdf, int32_t V, float temperature, float u) {
+typedef struct {
+    float value;
+    int32_t index;
+} ranked_t;
+
+/* larger value first; equal values by index, so the order is fixed */
+static int by_value_descending(const void *a, const void *b) {
+    const ranked_t *x = a, *y = b;
+    if (x->value != y->value) return x->value > y->value ? -1 : 1;
+    return x->index - y->index;
+}
+
+/* exp(z - max z) into e, and their sum; -inf stays 0 */
+static float exponentials(const float *z, float *e, int V) {
+    float top = -INFINITY, sum = 0.0f;
+    for (int v = 0; v < V; v++)
+        if (z[v] > top) top = z[v];
+    for (int v = 0; v < V; v++) {
+        e[v] = z[v] == -INFINITY ? 0.0f : expf(z[v] - top);
+        sum += e[v];
+    }
+    return sum;
+}
+
+/* next_token's draw from one row of logits (V): z = logits / temperature; top_k (0: off) keeps the logits not
+ * below the k-th largest; top_p (>= 1: off) keeps, in order of decreasing z, each token whose predecessors'
+ * probability is still below top_p; then the inverse-CDF draw over what is kept, in token order. z (V) and
+ * ranked (V) are scratch. */
+int64_t rk_draw(const float *logits, float *z, ranked_t *ranked, int32_t V, float temperature, float u,
+                int32_t top_k, float top_p) {
     if (temperature == 0.0f) {
         int64_t best = 0;
         for (int v = 1; v < V; v++)
             if (logits[v] > logits[best]) best = v;
         return best;
     }
-    float top = -INFINITY;
-    for (int v = 0; v < V; v++) {
-        cdf[v] = logits[v] / temperature;
-        if (cdf[v] > top) top = cdf[v];
+    for (int v = 0; v < V; v++) z[v] = logits[v] / temperature;
+    int filter_k = top_k > 0 && top_k < V, filter_p = top_p < 1.0f;
+    if (filter_k || filter_p) {
+        for (int v = 0; v < V; v++) ranked[v] = (ranked_t){z[v], v};
+        qsort(ranked, (size_t)V, sizeof *ranked, by_value_descending);
     }
-    float sum = 0.0f;
-    for (int v = 0; v < V; v++) {
-        cdf[v] = expf(cdf[v] - top);
-        sum += cdf[v];
+    if (filter_k) {
+        float kth = ranked[top_k - 1].value;
+        for (int v = 0; v < V; v++)
+            if (z[v] < kth) z[v] = -INFINITY;
+        for (int r = 0; r < V; r++)
+            if (ranked[r].value < kth) ranked[r].value = -INFINITY;
     }
+    if (filter_p) {  /* the softmax of the kept logits, in ranked order */
+        float top = ranked[0].value, sum = 0.0f;
+        for (int r = 0; r < V; r++) sum += ranked[r].value == -INFINITY ? 0.0f : expf(ranked[r].value - top);
+        double running = 0.0;
+        for (int r = 0; r < V; r++) {
+            float p = ranked[r].value == -INFINITY ? 0.0f : expf(ranked[r].value - top) / sum;
+            running += p;
+            if ((float)running - p >= top_p) z[ranked[r].index] = -INFINITY;
+        }
+    }
+    float *cdf = z;  /* overwritten in place: exp, then the running sum */
+    float inv = 1.0f / exponentials(z, cdf, V);
     double running = 0.0;  /* torch's CPU cumsum sums float32 in double */
-    float inv = 1.0f / sum;
     for (int v = 0; v < V; v++) {
         running += cdf[v] * inv;
         cdf[v] = (float)running;
@@ -339,9 +383,9 @@ int64_t rk_draw(const float *logits, float *cdf, int32_t V, float temperature, f
 }
 
 /* step from token, then draw the next one */
-int64_t rk_lm_sample(const lm_step_t *m, int64_t token, float temperature, float u) {
+int64_t rk_lm_sample(const lm_step_t *m, int64_t token, float temperature, float u, int32_t top_k, float top_p) {
     step(m, token);
-    return rk_draw(m->logits, m->cdf, m->vocab, temperature, u);
+    return rk_draw(m->logits, m->cdf, (ranked_t *)m->ranked, m->vocab, temperature, u, top_k, top_p);
 }
 
 /* step from token; the logits are in m->logits */
