@@ -25,7 +25,6 @@ Data: ../shared/data/tinyshakespeare/input.txt (never the network).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -34,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -151,32 +151,19 @@ def stepped_loss(model, ids: torch.Tensor, precision: str, path: str) -> float:
     logits, state = model(ids[:1][None])
     logits, total = logits[0, -1], 0.0
     if path == "native":
-        step = model.native_stepper(precision)
-        step.load_state(state)
+        native_step = model.native_stepper(precision)
+        native_step.load_state(state)
+        step = native_step.step  # token -> logits (V,)
     else:
-        torch_step = model.stepper(precision)
+        torch_step, states = model.stepper(precision), [state]
+
+        def step(token):
+            logits, states[0] = torch_step(torch.tensor([token]), states[0])
+            return logits[0]
     for t in range(1, len(ids)):
         total -= float(torch.log_softmax(logits, -1)[ids[t]])
-        if path == "native":
-            logits = step.step(int(ids[t]))
-        else:
-            logits, state = torch_step(ids[t:t + 1], state)
-            logits = logits[0]
+        logits = step(int(ids[t]))
     return total / (len(ids) - 1)
-
-
-@contextlib.contextmanager
-def native_kernels(on: bool):
-    """``RNNKIT_NATIVE`` set for the block: generate() steps through the compiled kernel or through torch's ops."""
-    old = os.environ.get("RNNKIT_NATIVE")
-    os.environ["RNNKIT_NATIVE"] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["RNNKIT_NATIVE"]
-        else:
-            os.environ["RNNKIT_NATIVE"] = old
 
 
 def latency(args) -> str:
@@ -199,7 +186,7 @@ def latency(args) -> str:
     paths = ["native", "torch ops"] if native_ok else ["torch ops"]
 
     def ours(precision, path):
-        with native_kernels(path == "native"):
+        with mock.patch.dict(os.environ, {"RNNKIT_NATIVE": "1" if path == "native" else "0"}):
             tokens = generate(model, prime, n, temperature=0.8, precision=precision)  # the stepper is made here,
         t = time.perf_counter()  # once per call: the clock starts after it (int8: ~ms to quantize the weights)
         for _ in tokens:

@@ -112,10 +112,8 @@ def _sampled(model, step, prime, rows, length, temperature, top_k, top_p, eos_id
     """Each step's sampled ids (rows,) on the CPU, for ``rows`` copies of the prime stepped as one batch (in eval
     mode, restored after); ends after ``length`` steps or once every row has produced ``eos_id``."""
     with eval_mode(model):
-        device = next(model.parameters()).device
-        logits, state = model(prime.to(device).expand(rows, -1))  # (rows, T0, V): the prime read once per row
-        logits = logits[:, -1]
-        ended = torch.zeros(rows, dtype=torch.bool, device=device) if eos_id is not None else None
+        logits, state = _read_prime(model, prime, rows)
+        ended = torch.zeros(rows, dtype=torch.bool, device=logits.device) if eos_id is not None else None
         for i in range(length):
             token = next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
             yield token.cpu()
@@ -134,12 +132,19 @@ def _sampled_native(model, native, prime, length, temperature, top_k, top_p, eos
     model's forward call, its last logits drawn from by ``next_token``, then one native call a token, each with
     the uniform ``next_token`` would have drawn (none when greedy)."""
     with eval_mode(model):
-        logits, state = model(prime.expand(1, -1))  # (1, T0, V)
+        logits, state = _read_prime(model, prime, 1)
     native.load_state(state)
-    token = int(next_token(logits[:, -1], temperature=temperature, top_k=top_k, top_p=top_p, generator=generator))
+    token = int(next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator))
     for i in range(length):
         yield token
         if token == eos_id or i == length - 1:
             return
         u = torch.rand(1, generator=generator).item() if temperature > 0 else 0.0
         token = native.sample(token, temperature, u, top_k, top_p)
+
+
+def _read_prime(model, prime, rows):
+    """The prime (T0,) read once per row by one forward call: the last logits (rows, V) and the state."""
+    device = next(model.parameters()).device
+    logits, state = model(prime.to(device).expand(rows, -1))  # (rows, T0, V)
+    return logits[:, -1], state

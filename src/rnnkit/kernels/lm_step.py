@@ -96,6 +96,11 @@ def quantized(w: Tensor, precision: str) -> tuple[Tensor, Tensor | None]:
     return torch.round(w / scales[:, None]).clamp_(-127, 127).to(torch.int8), scales
 
 
+def _row_sums(weights, scales) -> list[Tensor | None]:
+    """Each int8 weight's row sums (int32), which the kernel's int8 products subtract; None for the others."""
+    return [None if s is None else w.sum(1, dtype=torch.int32) for w, s in zip(weights, scales)]
+
+
 def _copy(t: Tensor | None) -> Tensor | None:
     """A float32 contiguous copy that shares no storage with t (a parameter changed later leaves it alone)."""
     return None if t is None else t.detach().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
@@ -132,10 +137,7 @@ class NativeLMStep:
 
         wh, sh = zip(*(quantized(layer.wh, precision) for layer in layers))
         wx, sx = zip(*((None, None) if layer.wx is None else quantized(layer.wx, precision) for layer in layers))
-        def row_sums(ws, ss):  # of the int8 weights, for the kernel's int8 products
-            return [None if s is None else w.sum(1, dtype=torch.int32) for w, s in zip(ws, ss)]
-
-        qh, qx = row_sums(wh, sh), row_sums(wx, sx)
+        qh, qx = _row_sums(wh, sh), _row_sums(wx, sx)
         self.h = [torch.zeros(H) for _ in layers]
         self.c = [torch.zeros(H) if layer.kind == "lstm" else None for layer in layers]
         self.table, self.head, self.head_bias = _copy(table), _copy(head), _copy(head_bias)

@@ -69,40 +69,16 @@ class LSTMSequence(torch.autograd.Function):
         hs[0], cs[0] = h0, c0
         hrs = None if rmask is None else workspace.empty_like(tanh_c)  # h_{t-1} ⊙ rmask, for ∂L/∂W_h
         u = StepProduct(w_hh, B)
-        sig = 4 * H if peep is None else 3 * H  # with peepholes o waits for c_t
         # every step's views made once, by unbind, rather than sliced anew in Python at every step
-        i_, f_, g_, o_ = by_step(acts, 4)
-        xp_, acts_, sig_ = xp.unbind(0), acts.unbind(0), acts[..., :sig].unbind(0)
-        hs_, cs_, tanh_c_ = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+        xp_, acts_, hs_ = xp.unbind(0), acts.unbind(0), hs.unbind(0)
         if lstm_steps.applies(xp, peep):  # each step's pointwise work in one compiled call
-            steps = lstm_steps.Steps(B, H, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c,
-                                     peep=None if peep is None else peep.detach().contiguous(),
-                                     keep=None if keep is None else keep.reshape(T, B).contiguous())
+            steps = lstm_steps.Steps(B, H, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c, peep=peep, keep=keep)
             for t in range(T):
                 h = hs_[t] if hrs is None else torch.mul(hs_[t], rmask, out=hrs[t])
                 u.addmm(xp_[t], h, out=acts_[t])
                 steps.lstm_forward(t)
-            ctx.save_for_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs)
-            return hs[1:], hs[T], cs[T]
-        if peep is not None:
-            if_ = acts.unflatten(2, (4, H))[:, :, :2].unbind(0)  # i and f of each step, (B, 2, H)
-            c_col_ = cs.unsqueeze(2).unbind(0)  # c of each step, (B, 1, H)
-            p_if, p_o = peep[:2], peep[2]
-        for t in range(T):
-            h, c, c_new = hs_[t], cs_[t], cs_[t + 1]
-            if hrs is not None:
-                h = torch.mul(h, rmask, out=hrs[t])
-            u.addmm(xp_[t], h, out=acts_[t])
-            if peep is not None:
-                if_[t].addcmul_(c_col_[t], p_if)
-            tanh_(g_[t], sig_[t])
-            torch.mul(f_[t], c, out=c_new).addcmul_(i_[t], g_[t])
-            if peep is not None:
-                o_[t].addcmul_(c_new, p_o).sigmoid_()
-            torch.mul(o_[t], tanh_(tanh_c_[t], of=c_new), out=hs_[t + 1])
-            if keep is not None:
-                torch.where(keep[t], hs_[t + 1], hs_[t], out=hs_[t + 1])
-                torch.where(keep[t], c_new, c, out=c_new)
+        else:
+            _forward_ops(u, xp_, acts, hs, cs, tanh_c, peep, keep, rmask, hrs)
         ctx.save_for_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs)
         return hs[1:], hs[T], cs[T]
 
@@ -112,64 +88,89 @@ class LSTMSequence(torch.autograd.Function):
         T, B, G = acts.shape
         H = G // 4
         d_acts = workspace.empty_like(acts)
-        dh, dh_rec, dc = torch.empty_like(d_hT), d_hT.clone(), d_cT.clone()
-        k, one = torch.empty_like(dh), dh.new_ones(())
+        dh_rec, dc = d_hT.clone(), d_cT.clone()
         u_t = StepProduct(w_hh.t(), B)
-        if lstm_steps.applies(acts, d_out, peep):
-            return _compiled_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs, d_acts, d_out, dh_rec, dc,
-                                      u_t)
-        i_, f_, g_, o_ = by_step(acts, 4)
-        da_i_, da_f_, da_g_, da_o_ = by_step(d_acts, 4)
-        d_out_, d_acts_, cs_, tanh_c_ = d_out.unbind(0), d_acts.unbind(0), cs.unbind(0), tanh_c.unbind(0)
-        if peep is not None:  # δa ⊙ c summed over the steps here, over the batch after the loop
-            d_peep_if, d_peep_o = accumulator_like(acts[0, :, :2 * H]).unflatten(1, (2, H)), accumulator_like(dh)
-            d_if_, c_col_ = d_acts.unflatten(2, (4, H))[:, :, :2].unbind(0), cs.unsqueeze(2).unbind(0)
-            p_i, p_f, p_o = peep.unbind(0)
-        for t in range(T - 1, -1, -1):
-            i, f, g, o, tc = i_[t], f_[t], g_[t], o_[t], tanh_c_[t]
-            da_i, da_f, da_g, da_o = da_i_[t], da_f_[t], da_g_[t], da_o_[t]
-            torch.add(d_out_[t], dh_rec, out=dh)
-            if keep is not None:  # an ended sequence passes its gradients straight to the held state
-                hold_h, hold_c = dh * ~keep[t], dc * ~keep[t]
-                dh.mul_(keep[t])
-                dc.mul_(keep[t])
-            dc.addcmul_(dh, torch.addcmul(one, tc, tc, value=-1, out=k).mul_(o))  # δh o (1 - tanh² c)
-            torch.mul(dh, tc, out=da_o).mul_(torch.addcmul(o, o, o, value=-1, out=k))  # δh tanh c · o (1 - o)
-            if peep is not None:
-                dc.addcmul_(da_o, p_o)
-            cell_backward(dc, i, f, g, cs_[t], da_i, da_f, da_g, k, one)
-            if peep is not None:
-                d_peep_if.addcmul_(d_if_[t], c_col_[t])
-                d_peep_o.addcmul_(da_o, cs_[t + 1])
-                dc.addcmul_(da_i, p_i).addcmul_(da_f, p_f)
-            u_t.mm(d_acts_[t], out=dh_rec)
-            if rmask is not None:
-                dh_rec.mul_(rmask)
-            if keep is not None:
-                dh_rec.add_(hold_h)
-                dc.add_(hold_c)
+        if lstm_steps.applies(acts, d_out, peep):  # each step's pointwise work in one compiled call
+            hold = None if keep is None else torch.empty_like(dc)  # δh of the rows that ended, for the held state
+            d_peep = None if peep is None else torch.zeros(B, 3 * H)  # summed over the steps, per row
+            steps = lstm_steps.Steps(B, H, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c, peep=peep, keep=keep, d_out=d_out,
+                                     dh_rec=dh_rec, dc=dc, d_acts=d_acts, hold_h=hold, d_peep=d_peep,
+                                     scratch=torch.empty(B, G))
+            lstm_steps.backward_loop(steps.lstm_backward, u_t, d_acts.unbind(0), dh_rec, rmask, hold)
+            d_peep = None if peep is None else d_peep.sum(0).view(3, H)
+        else:
+            d_peep = _backward_ops(u_t, d_out, acts, cs, tanh_c, d_acts, dh_rec, dc, peep, keep, rmask)
         h_prev = hs[:-1] if hrs is None else hrs
         d_w = d_acts.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
-        d_peep = None if peep is None else torch.cat([d_peep_if.sum(0), d_peep_o.sum(0, keepdim=True)]).to(peep.dtype)
-        return d_acts, dh_rec, dc, d_w, d_peep, None, None
+        return d_acts, dh_rec, dc, d_w, None if d_peep is None else d_peep.to(peep.dtype), None, None
 
 
-def _compiled_backward(acts, hs, cs, tanh_c, w_hh, peep, keep, rmask, hrs, d_acts, d_out, dh_rec, dc, u_t):
-    """LSTMSequence's backward pass with each step's pointwise work in one compiled call
-    (:mod:`rnnkit.kernels.lstm_steps`); the same equations as the loop in ``backward``."""
-    T, B, G = acts.shape
-    H = G // 4
-    hold = None if keep is None else torch.empty_like(dc)  # δh of the rows that ended, for the held state
-    d_peep = None if peep is None else torch.zeros(B, 3 * H)
-    steps = lstm_steps.Steps(B, H, acts=acts, hs=hs, cs=cs, tanh_c=tanh_c,
-                             peep=None if peep is None else peep.detach().contiguous(),
-                             keep=None if keep is None else keep.reshape(T, B).contiguous(), d_out=d_out.contiguous(),
-                             dh_rec=dh_rec, dc=dc, d_acts=d_acts, hold_h=hold, d_peep=d_peep,
-                             scratch=torch.empty(B, G))
-    lstm_steps.backward_loop(steps.lstm_backward, u_t, d_acts.unbind(0), dh_rec, rmask, hold)
-    h_prev = hs[:-1] if hrs is None else hrs
-    d_w = d_acts.reshape(T * B, G).t() @ h_prev.reshape(T * B, H)
-    return d_acts, dh_rec, dc, d_w, None if peep is None else d_peep.sum(0).view(3, H), None, None
+def _forward_ops(u, xp_, acts, hs, cs, tanh_c, peep, keep, rmask, hrs) -> None:
+    """LSTMSequence's forward loop in torch's ops (other dtypes, GPUs, no compiled steps): fills acts, hs, cs,
+    tanh_c (and hrs) step by step."""
+    H = hs.shape[-1]
+    sig = 4 * H if peep is None else 3 * H  # with peepholes o waits for c_t
+    i_, f_, g_, o_ = by_step(acts, 4)
+    acts_, sig_ = acts.unbind(0), acts[..., :sig].unbind(0)
+    hs_, cs_, tanh_c_ = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+    if peep is not None:
+        if_ = acts.unflatten(2, (4, H))[:, :, :2].unbind(0)  # i and f of each step, (B, 2, H)
+        c_col_ = cs.unsqueeze(2).unbind(0)  # c of each step, (B, 1, H)
+        p_if, p_o = peep[:2], peep[2]
+    for t in range(len(xp_)):
+        h, c, c_new = hs_[t], cs_[t], cs_[t + 1]
+        if hrs is not None:
+            h = torch.mul(h, rmask, out=hrs[t])
+        u.addmm(xp_[t], h, out=acts_[t])
+        if peep is not None:
+            if_[t].addcmul_(c_col_[t], p_if)
+        tanh_(g_[t], sig_[t])
+        torch.mul(f_[t], c, out=c_new).addcmul_(i_[t], g_[t])
+        if peep is not None:
+            o_[t].addcmul_(c_new, p_o).sigmoid_()
+        torch.mul(o_[t], tanh_(tanh_c_[t], of=c_new), out=hs_[t + 1])
+        if keep is not None:
+            torch.where(keep[t], hs_[t + 1], hs_[t], out=hs_[t + 1])
+            torch.where(keep[t], c_new, c, out=c_new)
+
+
+def _backward_ops(u_t, d_out, acts, cs, tanh_c, d_acts, dh_rec, dc, peep, keep, rmask) -> Tensor | None:
+    """LSTMSequence's backward loop in torch's ops: fills d_acts, leaves δh_0 in dh_rec and δc_0 in dc; returns
+    the peephole gradient (3, H) in float32, or None."""
+    H = dc.shape[-1]
+    dh = torch.empty_like(dh_rec)
+    k, one = torch.empty_like(dh), dh.new_ones(())
+    i_, f_, g_, o_ = by_step(acts, 4)
+    da_i_, da_f_, da_g_, da_o_ = by_step(d_acts, 4)
+    d_out_, d_acts_, cs_, tanh_c_ = d_out.unbind(0), d_acts.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+    if peep is not None:  # δa ⊙ c summed over the steps here, over the batch after the loop
+        d_peep_if, d_peep_o = accumulator_like(acts[0, :, :2 * H]).unflatten(1, (2, H)), accumulator_like(dh)
+        d_if_, c_col_ = d_acts.unflatten(2, (4, H))[:, :, :2].unbind(0), cs.unsqueeze(2).unbind(0)
+        p_i, p_f, p_o = peep.unbind(0)
+    for t in range(len(d_out_) - 1, -1, -1):
+        i, f, g, o, tc = i_[t], f_[t], g_[t], o_[t], tanh_c_[t]
+        da_i, da_f, da_g, da_o = da_i_[t], da_f_[t], da_g_[t], da_o_[t]
+        torch.add(d_out_[t], dh_rec, out=dh)
+        if keep is not None:  # an ended sequence passes its gradients straight to the held state
+            hold_h, hold_c = dh * ~keep[t], dc * ~keep[t]
+            dh.mul_(keep[t])
+            dc.mul_(keep[t])
+        dc.addcmul_(dh, torch.addcmul(one, tc, tc, value=-1, out=k).mul_(o))  # δh o (1 - tanh² c)
+        torch.mul(dh, tc, out=da_o).mul_(torch.addcmul(o, o, o, value=-1, out=k))  # δh tanh c · o (1 - o)
+        if peep is not None:
+            dc.addcmul_(da_o, p_o)
+        cell_backward(dc, i, f, g, cs_[t], da_i, da_f, da_g, k, one)
+        if peep is not None:
+            d_peep_if.addcmul_(d_if_[t], c_col_[t])
+            d_peep_o.addcmul_(da_o, cs_[t + 1])
+            dc.addcmul_(da_i, p_i).addcmul_(da_f, p_f)
+        u_t.mm(d_acts_[t], out=dh_rec)
+        if rmask is not None:
+            dh_rec.mul_(rmask)
+        if keep is not None:
+            dh_rec.add_(hold_h)
+            dc.add_(hold_c)
+    return None if peep is None else torch.cat([d_peep_if.sum(0), d_peep_o.sum(0, keepdim=True)])
 
 
 def lstm_sequence(xp: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, peep: Tensor | None = None,

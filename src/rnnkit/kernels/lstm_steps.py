@@ -43,17 +43,23 @@ def applies(*tensors: Tensor | None) -> bool:
     return library() is not None
 
 
+_INPUTS = {"peep", "keep", "d_out", "x_hat", "gamma_h", "beta_h", "gamma_c", "beta_c"}  # read only by the C side
+
+
 class Steps:
-    """One sequence's buffers for the compiled steps: B, H, and any fields of ``lstm_steps_t`` as tensors
-    (contiguous; keep as bool (T, B)); the rest are NULL. Holds the tensors while it lives."""
+    """One sequence's buffers for the compiled steps: B, H, and any fields of ``lstm_steps_t`` as tensors; the
+    rest are NULL. The fields the kernel only reads are taken as contiguous copies where they are not (keep:
+    bool (T, B) or (T, B, 1)); those it writes must be contiguous already. Holds the tensors while it lives."""
 
     def __init__(self, batch: int, hidden: int, eps: float = 0.0, **tensors: Tensor | None):
         unknown = set(tensors) - set(_FIELDS)
         if unknown:
             raise TypeError(f"Steps: unknown fields {sorted(unknown)}")
+        tensors = {name: t.detach().contiguous() if name in _INPUTS and t is not None else t
+                   for name, t in tensors.items()}
         for name, t in tensors.items():
             if t is not None and not t.is_contiguous():
-                raise ValueError(f"Steps: {name} must be contiguous")
+                raise ValueError(f"Steps: {name} must be contiguous (the kernel writes into it)")
         self.lib = library()
         self.tensors = tensors
         pointers = {name: (None if t is None else t.data_ptr()) for name, t in tensors.items()}

@@ -1,8 +1,8 @@
 """C kernels compiled on the user's machine at first use, loaded with ctypes; torch's ops where they cannot be.
 
 A step made of torch ops pays a few µs of dispatch for each of its small ops, and torch's own ways to fuse
-them compile for longer than issue 9 allows (``torch.compile`` of an unrolled LSTM: ≈ 80 s; a
-``cpp_extension`` builds against torch's C++ headers). The kernels here are plain C (no torch headers) in
+them compile for longer than issue 9's 5 s (``torch.compile`` of an unrolled LSTM: ≈ 80 s as the issue
+measured it; a ``cpp_extension`` builds against torch's C++ headers). The kernels here are plain C (no torch headers) in
 ``csrc/``: the system's C compiler builds one in about 0.3 s, for this CPU (``-march=native``) and with OpenMP
 where the compiler has it; in a process that has loaded torch, the library's ``libgomp`` is torch's own
 (the same soname, loaded once), so both share one thread pool.

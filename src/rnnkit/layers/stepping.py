@@ -79,11 +79,7 @@ class Stepper:
             for i, cell in enumerate(rnn.cells):
                 bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
                 if i == 0 and input_table is not None:
-                    if input_table.dim() != 2 or input_table.shape[1] != cell.input_size:
-                        raise ValueError(f"Stepper: expected an input table (V, {cell.input_size}), "
-                                         f"got {tuple(input_table.shape)}")
-                    table = input_table.to(cell.weight_ih.dtype) @ cell.weight_ih.t()  # (V, kH)
-                    self.table = table if bias is None else table + bias
+                    self.table = token_table("Stepper", input_table, cell, bias)
                     weight, bias = cell.weight_hh, None
                 else:
                     weight = torch.cat([cell.weight_ih, cell.weight_hh], dim=1)  # (kH, F+R)
@@ -102,6 +98,15 @@ class Stepper:
             x, s = cell.update(a, s)
             new_state.append(s)
         return x, new_state
+
+
+def token_table(who: str, inputs: Tensor, cell, bias: Tensor | None) -> Tensor:
+    """The first layer's input product for every token, one row a token: inputs (V, F) -> inputs W_x^T + bias
+    (V, kH), bias (kH,) or None."""
+    if inputs.dim() != 2 or inputs.shape[1] != cell.input_size:
+        raise ValueError(f"{who}: expected an input table (V, {cell.input_size}), got {tuple(inputs.shape)}")
+    table = inputs.to(cell.weight_ih.dtype) @ cell.weight_ih.t()
+    return table if bias is None else table + bias
 
 
 def product(weight: Tensor, precision: str = "fp32"):
@@ -176,9 +181,7 @@ def native_step(rnn, input_table: Tensor, head: Tensor, head_bias: Tensor, preci
             peep = torch.stack([cell.weight_ci, cell.weight_cf, cell.weight_co]) if peephole else None
             layers.append(lm_step.Layer(kind, cell.weight_hh, cell.bias_hh, None if i == 0 else cell.weight_ih,
                                         None if i == 0 else cell.bias_ih, peep, getattr(cell, "activation", "tanh")))
-        first = cells[0]
-        table = input_table @ first.weight_ih.t()  # every token's W_x x + b_x, one row a token
-        table = table if first.bias_ih is None else table + first.bias_ih
+        table = token_table("native_step", input_table, cells[0], cells[0].bias_ih)  # b_h stays in the layer
         return lm_step.NativeLMStep(lib, table, layers, head, head_bias, precision)
 
 

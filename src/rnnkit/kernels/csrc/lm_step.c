@@ -359,12 +359,15 @@ int64_t rk_draw(const float *logits, float *z, ranked_t *ranked, int32_t V, floa
         for (int r = 0; r < V; r++)
             if (ranked[r].value < kth) ranked[r].value = -INFINITY;
     }
-    if (filter_p) {  /* the softmax of the kept logits, in ranked order */
+    if (filter_p) {  /* the softmax of the kept logits, in ranked order (each value replaced by its exp) */
         float top = ranked[0].value, sum = 0.0f;
-        for (int r = 0; r < V; r++) sum += ranked[r].value == -INFINITY ? 0.0f : expf(ranked[r].value - top);
+        for (int r = 0; r < V; r++) {
+            ranked[r].value = ranked[r].value == -INFINITY ? 0.0f : expf(ranked[r].value - top);
+            sum += ranked[r].value;
+        }
         double running = 0.0;
         for (int r = 0; r < V; r++) {
-            float p = ranked[r].value == -INFINITY ? 0.0f : expf(ranked[r].value - top) / sum;
+            float p = ranked[r].value / sum;
             running += p;
             if ((float)running - p >= top_p) z[ranked[r].index] = -INFINITY;
         }

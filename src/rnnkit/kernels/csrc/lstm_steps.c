@@ -76,7 +76,17 @@ static inline size_t at(const lstm_steps_t *s, int t, int b, int width) {
 }
 
 static int threads_for(const lstm_steps_t *s) {
-    return (size_t)s->batch * s->hidden >= 4096 ? s->threads : 1;  /* small steps: the fork costs more */
+    /* a parallel region costs a few µs to start; below this many values (a choice, not tuned) one thread runs */
+    return (size_t)s->batch * s->hidden >= 4096 ? s->threads : 1;
+}
+
+/* where row b's sequence has ended at step t, its state is held: c' = c, h' = h */
+static inline void hold_state(const lstm_steps_t *s, int t, int b, const float *c, const float *h, float *c_new,
+                              float *h_new) {
+    if (s->keep && !s->keep[(size_t)t * s->batch + b]) {
+        memcpy(c_new, c, (size_t)s->hidden * sizeof(float));
+        memcpy(h_new, h, (size_t)s->hidden * sizeof(float));
+    }
 }
 
 void rk_lstm_forward(const lstm_steps_t *s, int t) {
@@ -99,10 +109,7 @@ void rk_lstm_forward(const lstm_steps_t *s, int t) {
             a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o;
             c_new[j] = cn; tc[j] = tcn; h_new[j] = o * tcn;
         }
-        if (s->keep && !s->keep[(size_t)t * B + b]) {
-            memcpy(c_new, c, (size_t)H * sizeof(float));
-            memcpy(h_new, h, (size_t)H * sizeof(float));
-        }
+        hold_state(s, t, b, c, h, c_new, h_new);
     }
 }
 
@@ -210,10 +217,7 @@ void rk_ln_lstm_forward(const lstm_steps_t *s, int t) {
             tc[j] = tanh__(c_hat[j]);
             h_new[j] = a[3 * H + j] * tc[j];
         }
-        if (s->keep && !s->keep[row]) {
-            memcpy(c_new, c, (size_t)H * sizeof(float));
-            memcpy(h_new, h, (size_t)H * sizeof(float));
-        }
+        hold_state(s, t, b, c, h, c_new, h_new);
     }
 }
 
