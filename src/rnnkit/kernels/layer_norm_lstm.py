@@ -15,8 +15,8 @@ steps (about ``CHUNK_ELEMENTS`` gate values, so a chunk is still in cache): LN(x
 steps at once, and, once the backward pass has finished a chunk, LN(xp)'s backward and all six γ, β
 gradients over its K steps in three calls. Per step that leaves two layer norms each way, their input
 gradients only; in float32 on the CPU those and the rest of the step's pointwise work are one compiled call
-(:mod:`rnnkit.kernels.lstm_steps`). Measured (2 threads, (32, 100, 256), ``bench_cells.py``): 0.95-1.01x
-nn.LSTM's tokens/s with the compiled steps, 0.70-0.72x with torch's ops, 0.61x with every normalisation and
+(:mod:`rnnkit.kernels.lstm_steps`). Measured (2 threads, (32, 100, 256), ``bench_cells.py``): 0.87-1.01x
+nn.LSTM's tokens/s with the compiled steps (four runs), 0.70-0.72x with torch's ops, 0.61x with every normalisation and
 γ, β sum step by step. :math:`\partial L/\partial W_h` is one GEMM over all (T·B) rows after the loop.
 """
 from __future__ import annotations
